@@ -80,6 +80,9 @@ export async function loadModel(dir: string, opts: { prefix?: string; withResume
       }
       model.loadWeights(loaded.weights);
       return { model, tokenizer, meta: loaded.meta, resume: loaded.resume };
+    } catch (err) {
+      for (const { tensor } of loaded.resume?.tensors ?? []) tensor.dispose();
+      throw err;
     } finally {
       for (const t of loaded.weights.values()) t.dispose();
     }

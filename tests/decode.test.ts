@@ -9,7 +9,7 @@ import { applyRepetitionPenalty, sampleToken, topKIndices } from '../model/decod
 import { seededRng } from '../model/decode/rng.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
-import { trainedTinyModel } from './helpers/tiny-model.ts';
+import { trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 let model: GPT;
 let tokenizer: Tokenizer;
@@ -171,6 +171,22 @@ describe('generation', () => {
     assert.equal(a.seed, 42);
     const others = await Promise.all([1, 2, 3].map(async (seed) => (await generateToEnd(model, promptIds(PROMPTS[1]), { ...opts, seed }, ctl())).ids.join()));
     assert.ok(others.some((o) => o !== a.ids.join()));
+  });
+
+  test('banned ids are never generated (a reply cannot open a new turn)', async () => {
+    const banned = [tokenizer.special.user, tokenizer.special.assistant, tokenizer.special.bos];
+    // An untrained model echoes the last prompt token (<|assistant|>) through the tied embedding.
+    const fresh = await untrainedTinyModel();
+    try {
+      const free = await generateToEnd(fresh, promptIds('hi'), { max_new_tokens: 8 }, { eotId: eot });
+      assert.ok(free.ids.some((id) => banned.includes(id)), 'the untrained model does emit role tokens');
+      for (const strategy of ['greedy', 'beam_search', 'sample']) {
+        const r = await generateToEnd(fresh, promptIds('hi'), { strategy, max_new_tokens: 8, seed: 1 }, { eotId: eot, banned });
+        assert.ok(!r.ids.some((id) => banned.includes(id)), `${strategy}: ${r.ids}`);
+      }
+    } finally {
+      fresh.dispose();
+    }
   });
 
   test('generation past the context window slides instead of failing', async () => {

@@ -57,6 +57,7 @@ export async function* beamSearch(
 ): AsyncGenerator<GenerationEvent> {
   const width = opts.beam_width;
   const exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
+  const banned = [...(ctl.banned ?? [])];
   let beams: Beam[] = [{ tokens: [], score: 0, logprob: 0 }];
   const finished: Hypothesis[] = [];
   let streamed = 0;
@@ -75,7 +76,7 @@ export async function* beamSearch(
       beams.forEach((beam, b) => {
         const raw = logits[b];
         const modelLp = logSoftmax(raw);
-        const processedLp = logSoftmax(processLogits(Float32Array.from(raw), [...prompt, ...beam.tokens], opts, exempt));
+        const processedLp = logSoftmax(processLogits(Float32Array.from(raw), [...prompt, ...beam.tokens], opts, exempt, banned));
         for (const token of topKIndices(processedLp, 2 * width)) {
           if (processedLp[token] === -Infinity) continue;
           candidates.push({ beam: b, token, score: beam.score + processedLp[token], logprob: beam.logprob + modelLp[token] });

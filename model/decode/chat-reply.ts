@@ -41,7 +41,10 @@ export async function* generateReply(
   const stops = new StopStringFilter(opts.stop);
   let text = '';
   let count = 0;
-  const gen = generate(model, prompt, opts, { eotId: special.eot, exempt: Object.values(special), signal });
+  // A reply may end its turn but never emit another special token (a role marker, BOS, padding).
+  const specials = Object.values(special);
+  const banned = specials.filter((id) => id !== special.eot);
+  const gen = generate(model, prompt, opts, { eotId: special.eot, exempt: specials, banned, signal });
   try {
     for await (const ev of gen) {
       if (ev.type === 'tokens') {

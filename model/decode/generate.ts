@@ -25,6 +25,8 @@ export interface GenerationControl {
   eotId: number;
   /** Ids the repetition penalty never touches (e.g. special tokens present in every prompt). */
   exempt?: Iterable<number>;
+  /** Ids never generated (e.g. role tokens: a reply must not open a new turn). */
+  banned?: Iterable<number>;
   /** Aborting ends generation at the next step with finishReason 'cancelled'. */
   signal?: AbortSignal;
 }
@@ -35,7 +37,9 @@ export function processLogits(
   history: readonly number[],
   opts: DecodeOptions,
   exempt: ReadonlySet<number>,
+  banned: readonly number[],
 ): Float32Array {
+  for (const id of banned) logits[id] = -Infinity;
   applyRepetitionPenalty(logits, history, opts.repetition_penalty, exempt);
   banRepeatedNgrams(logits, history, opts.no_repeat_ngram_size);
   return logits;
@@ -72,6 +76,7 @@ async function* sampleLoop(
   seed: number,
 ): AsyncGenerator<GenerationEvent> {
   const exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
+  const banned = [...(ctl.banned ?? [])];
   const history = [...prompt];
   const reply: number[] = [];
   let logprob = 0;
@@ -85,7 +90,7 @@ async function* sampleLoop(
       }
       const raw = logits[0];
       const lp = logSoftmax(raw);
-      const processed = processLogits(Float32Array.from(raw), history, opts, exempt);
+      const processed = processLogits(Float32Array.from(raw), history, opts, exempt, banned);
       const token = rng ? sampleToken(processed, opts, rng) : argmax(processed);
       logprob += lp[token];
       if (token === ctl.eotId) {

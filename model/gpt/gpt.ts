@@ -36,6 +36,8 @@ export class GPT {
   readonly params: GPTParams;
   readonly hasScalarHead: boolean;
   private readonly causalBiases = new Map<number, tf.Tensor2D>();
+  /** The token embedding transposed for generation, and which variable data it was made from. */
+  private projection: { t: tf.Tensor2D; source: object } | null = null;
   private disposed = false;
 
   constructor(
@@ -98,6 +100,25 @@ export class GPT {
     for (const v of this.namedWeights().values()) v.dispose();
     for (const t of this.causalBiases.values()) t.dispose();
     this.causalBiases.clear();
+    this.projection?.t.dispose();
+    this.projection = null;
+  }
+
+  /**
+   * Next-token logits for generation: the same product as `lmLogits`, but with the transposed
+   * embedding kept between calls (transposing the (V, D) table costs more than the rest of a decode
+   * step). It is rebuilt whenever the variable's data changes: `assign` (optimizer updates, weight
+   * loads, hot swaps) gives a variable a new dataId. No gradient flows through the kept copy.
+   * hidden: (N, D) -> (N, V)
+   */
+  private generationLogits(hidden: tf.Tensor2D): tf.Tensor2D {
+    const wte = this.params.tokenEmbedding;
+    const source = (wte as unknown as { dataId: object }).dataId;
+    if (!this.projection || this.projection.source !== source) {
+      this.projection?.t.dispose();
+      this.projection = { t: tf.keep(tf.transpose(wte as tf.Tensor2D)), source }; // (D, V)
+    }
+    return tf.matMul(hidden, this.projection.t); // (N, D) @ (D, V)
   }
 
   private block(x: tf.Tensor2D, p: BlockParams, training: boolean, attend: (qkv: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
@@ -236,8 +257,8 @@ export class GPT {
     const { logits, all, layers } = tidyKeep(() => {
       const r = this.chunk(tokens, positions, bias, batch, null);
       const lastRows = tf.tensor1d(Array.from({ length: batch }, (_, b) => b * tn + tn - 1), 'int32');
-      const last = this.lmLogits(tf.gather(r.hidden, lastRows) as tf.Tensor2D); // (B, V)
-      const allLogits = opts.allLogits ? this.lmLogits(r.hidden) : null; // (B*Tn, V)
+      const last = this.generationLogits(tf.gather(r.hidden, lastRows) as tf.Tensor2D); // (B, V)
+      const allLogits = opts.allLogits ? this.generationLogits(r.hidden) : null; // (B*Tn, V)
       return { logits: last, all: allLogits, layers: r.layers };
     });
     const nextPos = new Int32Array(prompts.map((p) => p.length));
@@ -271,7 +292,7 @@ export class GPT {
     const { keyValid, bias } = this.chunkMask(valid, batch, cache);
     const { logits, layers } = tidyKeep(() => {
       const r = this.chunk(Int32Array.from(tokens), cache.nextPos, bias, batch, cache);
-      return { logits: this.lmLogits(r.hidden), layers: r.layers }; // (B, V)
+      return { logits: this.generationLogits(r.hidden), layers: r.layers }; // (B, V)
     });
     const nextPos = Int32Array.from(cache.nextPos, (p) => p + 1);
     const next = new KVCache(layers, keyValid, nextPos, batch, cache.length + 1);

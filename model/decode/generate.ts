@@ -1,24 +1,19 @@
 /**
- * Generation as an async iterator of events, so that streaming is iteration: greedy and sampling
- * commit one token per step; beam search commits the prefix that every candidate still shares
- * (live beams and finished hypotheses), so streamed text never has to be retracted.
+ * Generation as an async iterator of events, so that streaming is iteration. This is the driver for
+ * one request on its own cache; the server drives many decoders in one shared batch instead.
  *
  * The engine speaks token ids only; text, stop strings and UTF-8 are handled by `chat-reply.ts`.
  */
 import type { GPT } from '../gpt/gpt.ts';
-import { beamSearch } from './beam-search.ts';
+import { BeamDecoder } from './beam-search.ts';
 import { cropPrompt, stepWithinWindow } from './context-window.ts';
-import { applyRepetitionPenalty, argmax, banRepeatedNgrams, logSoftmax, sampleToken } from './logits.ts';
+import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
 import { parseDecodeOptions, type DecodeOptions } from './options.ts';
-import { randomSeed, seededRng, type Rng } from './rng.ts';
+import { randomSeed } from './rng.ts';
+import { SamplingDecoder } from './sampling-decoder.ts';
 
+export type { GenerationEvent } from './decoder.ts';
 export type FinishReason = 'eot' | 'length' | 'stop' | 'cancelled';
-
-export type GenerationEvent =
-  /** Newly committed token ids, in order. */
-  | { type: 'tokens'; ids: number[] }
-  /** The end: the whole reply, why it ended, and its log-probability under the model (no penalties). */
-  | { type: 'done'; ids: number[]; finishReason: FinishReason; logprob: number; seed?: number };
 
 export interface GenerationControl {
   /** The end-of-turn id: generating it finishes the reply (it is not part of `ids`). */
@@ -31,18 +26,10 @@ export interface GenerationControl {
   signal?: AbortSignal;
 }
 
-/** Per-sequence logit rules shared by greedy, sampling and beam search. */
-export function processLogits(
-  logits: Float32Array,
-  history: readonly number[],
-  opts: DecodeOptions,
-  exempt: ReadonlySet<number>,
-  banned: readonly number[],
-): Float32Array {
-  for (const id of banned) logits[id] = -Infinity;
-  applyRepetitionPenalty(logits, history, opts.repetition_penalty, exempt);
-  banRepeatedNgrams(logits, history, opts.no_repeat_ngram_size);
-  return logits;
+/** The decoder for validated options; sampling without a seed gets a random one (reported in `done`). */
+export function createDecoder(prompt: readonly number[], opts: DecodeOptions, ctl: GenerationControl): StepDecoder {
+  if (opts.strategy === 'beam_search') return new BeamDecoder(prompt, opts, ctl);
+  return new SamplingDecoder(prompt, opts, ctl, opts.seed ?? randomSeed());
 }
 
 /**
@@ -59,51 +46,20 @@ export async function* generate(
   const opts = parseDecodeOptions(options);
   if (prompt.length === 0) throw new Error('prompt must have at least one token');
   const cropped = cropPrompt(prompt, model.config.context, opts.max_new_tokens);
-  if (opts.strategy === 'beam_search') {
-    yield* beamSearch(model, cropped, opts, ctl);
-    return;
-  }
-  const seed = opts.seed ?? randomSeed();
-  yield* sampleLoop(model, cropped, opts, ctl, opts.strategy === 'greedy' ? null : seededRng(seed), seed);
-}
-
-async function* sampleLoop(
-  model: GPT,
-  prompt: number[],
-  opts: DecodeOptions,
-  ctl: GenerationControl,
-  rng: Rng | null,
-  seed: number,
-): AsyncGenerator<GenerationEvent> {
-  const exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
-  const banned = [...(ctl.banned ?? [])];
-  const history = [...prompt];
-  const reply: number[] = [];
-  let logprob = 0;
-  let { logits, cache } = await model.prefill([prompt]);
+  const decoder = createDecoder(cropped, opts, ctl);
+  let { logits, cache } = await model.prefill([cropped]);
   try {
-    let finishReason: FinishReason = 'length';
-    for (let i = 0; i < opts.max_new_tokens; i++) {
+    for (;;) {
       if (ctl.signal?.aborted) {
-        finishReason = 'cancelled';
-        break;
+        yield* decoder.cancel();
+        return;
       }
-      const raw = logits[0];
-      const lp = logSoftmax(raw);
-      const processed = processLogits(Float32Array.from(raw), history, opts, exempt, banned);
-      const token = rng ? sampleToken(processed, opts, rng) : argmax(processed);
-      logprob += lp[token];
-      if (token === ctl.eotId) {
-        finishReason = 'eot';
-        break;
-      }
-      reply.push(token);
-      history.push(token);
-      yield { type: 'tokens', ids: [token] };
-      if (i + 1 === opts.max_new_tokens) break;
-      ({ logits, cache } = await stepWithinWindow(model, cache, [token], [history]));
+      const step = decoder.advance(logits);
+      yield* step.events;
+      if (step.finished) return;
+      if (!isIdentity(step.parents, cache.batch)) cache = cache.selectRows(step.parents);
+      ({ logits, cache } = await stepWithinWindow(model, cache, step.tokens, decoder.histories()));
     }
-    yield { type: 'done', ids: reply, finishReason, logprob, seed: rng ? seed : undefined };
   } finally {
     cache.dispose();
   }

@@ -1,0 +1,38 @@
+/**
+ * A decoding strategy as a step-by-step state machine, so that one driver can advance many requests
+ * in one batched forward (continuous batching) and a single request is just a batch of one.
+ *
+ * Each step the driver hands a decoder the next-token logits of the rows it occupies; the decoder
+ * answers with the rows it wants next (each continuing one of its current rows: beam search reorders
+ * and forks them), the token each new row feeds, and the events the step produced.
+ */
+import type { FinishReason } from './generate.ts';
+
+export type GenerationEvent =
+  /** Newly committed token ids, in order. */
+  | { type: 'tokens'; ids: number[] }
+  /** The end: the whole reply, why it ended, and its log-probability under the model (no penalties). */
+  | { type: 'done'; ids: number[]; finishReason: FinishReason; logprob: number; seed?: number };
+
+export interface DecoderStep {
+  /** For each row after this step, the index of the current row it continues. */
+  parents: number[];
+  /** The token each new row feeds into the next forward (one per entry of `parents`). */
+  tokens: number[];
+  events: GenerationEvent[];
+  /** No more steps: the last event is `done`, and `parents`/`tokens` are empty. */
+  finished: boolean;
+}
+
+export interface StepDecoder {
+  /** Prompt plus generated tokens of each current row (to rebuild a cache that outgrew the window). */
+  histories(): number[][];
+  advance(logits: Float32Array[]): DecoderStep;
+  /** Ends the reply now (client cancelled or went away); returns the final events. */
+  cancel(): GenerationEvent[];
+}
+
+/** True when `parents` keeps every row in place (no cache reorder needed). */
+export function isIdentity(parents: readonly number[], rows: number): boolean {
+  return parents.length === rows && parents.every((p, i) => p === i);
+}

@@ -1,0 +1,60 @@
+/**
+ * Greedy and sampling: one row, one token per step. Greedy is the argmax of the processed logits;
+ * sampling draws from them (temperature, top-k, top-p) with a seeded generator.
+ */
+import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
+import type { FinishReason, GenerationControl } from './generate.ts';
+import { processLogits } from './process-logits.ts';
+import { argmax, logSoftmax, sampleToken } from './logits.ts';
+import type { DecodeOptions } from './options.ts';
+import { seededRng, type Rng } from './rng.ts';
+
+export class SamplingDecoder implements StepDecoder {
+  private readonly history: number[];
+  private readonly reply: number[] = [];
+  private logprob = 0;
+  private readonly rng: Rng | null;
+  private readonly exempt: ReadonlySet<number>;
+  private readonly banned: number[];
+  private ended = false;
+
+  constructor(
+    prompt: readonly number[],
+    private readonly opts: DecodeOptions,
+    private readonly ctl: GenerationControl,
+    private readonly seed: number,
+  ) {
+    this.history = [...prompt];
+    this.rng = opts.strategy === 'sample' ? seededRng(seed) : null;
+    this.exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
+    this.banned = [...(ctl.banned ?? [])];
+  }
+
+  histories(): number[][] {
+    return [this.history];
+  }
+
+  advance(logits: Float32Array[]): DecoderStep {
+    if (this.ended) throw new Error('decoder already finished');
+    const raw = logits[0];
+    const processed = processLogits(Float32Array.from(raw), this.history, this.opts, this.exempt, this.banned);
+    const token = this.rng ? sampleToken(processed, this.opts, this.rng) : argmax(processed);
+    this.logprob += logSoftmax(raw)[token];
+    if (token === this.ctl.eotId) return this.finish([], 'eot');
+    this.reply.push(token);
+    this.history.push(token);
+    const tokens: GenerationEvent = { type: 'tokens', ids: [token] };
+    if (this.reply.length >= this.opts.max_new_tokens) return this.finish([tokens], 'length');
+    return { parents: [0], tokens: [token], events: [tokens], finished: false };
+  }
+
+  cancel(): GenerationEvent[] {
+    return this.ended ? [] : this.finish([], 'cancelled').events;
+  }
+
+  private finish(events: GenerationEvent[], finishReason: FinishReason): DecoderStep {
+    this.ended = true;
+    const done: GenerationEvent = { type: 'done', ids: [...this.reply], finishReason, logprob: this.logprob, seed: this.rng ? this.seed : undefined };
+    return { parents: [], tokens: [], events: [...events, done], finished: true };
+  }
+}

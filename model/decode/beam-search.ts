@@ -55,6 +55,7 @@ export class BeamDecoder implements StepDecoder {
   private steps = 0;
   private ended = false;
   private readonly width: number;
+  readonly maxRows: number;
   private readonly exempt: ReadonlySet<number>;
   private readonly banned: number[];
 
@@ -64,6 +65,7 @@ export class BeamDecoder implements StepDecoder {
     private readonly ctl: GenerationControl,
   ) {
     this.width = opts.beam_width;
+    this.maxRows = opts.beam_width;
     this.exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
     this.banned = [...(ctl.banned ?? [])];
   }

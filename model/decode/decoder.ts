@@ -25,6 +25,8 @@ export interface DecoderStep {
 }
 
 export interface StepDecoder {
+  /** The most rows this decoder ever occupies (1 for greedy/sampling, beam_width for beam search). */
+  readonly maxRows: number;
   /** Prompt plus generated tokens of each current row (to rebuild a cache that outgrew the window). */
   histories(): number[][];
   advance(logits: Float32Array[]): DecoderStep;

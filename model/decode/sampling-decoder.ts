@@ -10,6 +10,7 @@ import type { DecodeOptions } from './options.ts';
 import { seededRng, type Rng } from './rng.ts';
 
 export class SamplingDecoder implements StepDecoder {
+  readonly maxRows = 1;
   private readonly history: number[];
   private readonly reply: number[] = [];
   private logprob = 0;

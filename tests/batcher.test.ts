@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { Batcher } from '../model/decode/batcher.ts';
+import type { GenerationEvent } from '../model/decode/decoder.ts';
+import { createDecoder, generate } from '../model/decode/generate.ts';
+import { parseDecodeOptions } from '../model/decode/options.ts';
+import type { GPT } from '../model/gpt/gpt.ts';
+import type { Tokenizer } from '../model/tokenizer/index.ts';
+import { trainedTinyModel } from './helpers/tiny-model.ts';
+
+let model: GPT;
+let tokenizer: Tokenizer;
+
+before(async () => {
+  ({ model, tokenizer } = await trainedTinyModel());
+});
+after(() => model.dispose());
+
+function prompt(text: string): number[] {
+  const s = tokenizer.special;
+  return [s.bos, s.user, ...tokenizer.encode(text), s.eot, s.assistant];
+}
+
+const REQUESTS: [string, Record<string, unknown>][] = [
+  ['The game was', { strategy: 'greedy', max_new_tokens: 20 }],
+  ['In 1990 , the', { strategy: 'beam_search', beam_width: 3, max_new_tokens: 16 }],
+  ['He was born in', { strategy: 'sample', seed: 5, temperature: 0.9, max_new_tokens: 24 }],
+  ['The city of', { strategy: 'greedy', max_new_tokens: 90, repetition_penalty: 1.3 }],
+  ['A', { strategy: 'beam_search', beam_width: 2, max_new_tokens: 10, length_penalty: 0.5 }],
+];
+
+async function solo(text: string, options: Record<string, unknown>): Promise<GenerationEvent[]> {
+  const events: GenerationEvent[] = [];
+  for await (const ev of generate(model, prompt(text), options, { eotId: tokenizer.special.eot })) events.push(ev);
+  return events;
+}
+
+/** Events with the float log-probability rounded: batched and solo forwards differ in the last bits. */
+function comparable(events: GenerationEvent[]) {
+  return events.map((e) => (e.type === 'done' ? { ...e, logprob: Math.round(e.logprob * 1e3) / 1e3 } : e));
+}
+
+function submit(batcher: Batcher, text: string, options: Record<string, unknown>, signal?: AbortSignal) {
+  const events: GenerationEvent[] = [];
+  const p = prompt(text);
+  const decoder = createDecoder(p, parseDecodeOptions(options), { eotId: tokenizer.special.eot });
+  const done = batcher.run({ prompt: p, decoder, onEvents: (evs) => events.push(...evs), signal });
+  return { events, done };
+}
+
+describe('continuous batching', () => {
+  test('requests sharing one batch produce exactly what each produces alone', async () => {
+    const expected: GenerationEvent[][] = [];
+    for (const [text, opts] of REQUESTS) expected.push(await solo(text, opts));
+    const batcher = new Batcher(model, 16);
+    // Staggered arrivals: some join while others are mid-reply.
+    const runs = [];
+    for (let i = 0; i < REQUESTS.length; i++) {
+      runs.push(submit(batcher, ...REQUESTS[i]));
+      await new Promise((r) => setTimeout(r, 5 * i));
+    }
+    await Promise.all(runs.map((r) => r.done));
+    runs.forEach((r, i) => assert.deepEqual(comparable(r.events), comparable(expected[i]), `request ${i}`));
+    assert.ok(batcher.stats().steps < expected.reduce((a, e) => a + e.length, 0), 'steps were shared');
+  });
+
+  test('requests over the row limit wait in the queue and still complete', async () => {
+    const batcher = new Batcher(model, 3);
+    const runs = REQUESTS.slice(0, 4).map(([t, o]) => submit(batcher, t, o));
+    assert.ok(batcher.stats().queued > 0);
+    await Promise.all(runs.map((r) => r.done));
+    for (const r of runs) assert.equal(r.events.at(-1)?.type, 'done');
+    await assert.rejects(submit(batcher, 'x', { strategy: 'beam_search', beam_width: 4 }).done, /needs 4 rows; the batch holds 3/);
+  });
+
+  test('a cancelled request ends with cancelled and the others are unaffected', async () => {
+    const expected = await solo(...REQUESTS[0]);
+    const batcher = new Batcher(model, 8);
+    const ac = new AbortController();
+    const victim = submit(batcher, 'The city of', { max_new_tokens: 60 }, ac.signal);
+    const other = submit(batcher, ...REQUESTS[0]);
+    setTimeout(() => ac.abort(), 20);
+    await Promise.all([victim.done, other.done]);
+    const last = victim.events.at(-1);
+    assert.equal(last?.type === 'done' && last.finishReason, 'cancelled');
+    assert.deepEqual(comparable(other.events), comparable(expected));
+  });
+
+  test('tf.memory().numTensors returns to its start after batches drain', async () => {
+    const batcher = new Batcher(model, 8);
+    await submit(batcher, 'warm', { max_new_tokens: 3 }).done;
+    const start = tf.memory().numTensors;
+    for (let round = 0; round < 5; round++) {
+      const runs = REQUESTS.map(([t, o]) => submit(batcher, t, { ...o, max_new_tokens: 12 }));
+      await Promise.all(runs.map((r) => r.done));
+    }
+    assert.equal(tf.memory().numTensors, start);
+    assert.equal(batcher.stats().liveRows, 0);
+  });
+});

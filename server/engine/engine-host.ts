@@ -1,0 +1,238 @@
+/**
+ * The main thread's handle on the engine worker: start it, load or swap models, stream replies,
+ * cancel them. Beyond `maxRows` live rows requests queue in the worker's batch; beyond `maxQueue`
+ * waiting requests they are refused with EngineBusyError.
+ */
+import { Worker } from 'node:worker_threads';
+import type { EngineInfo } from '../../model/backend.ts';
+import type { ReplyEvent } from '../../model/decode/chat-reply.ts';
+import type { DecodeOptions } from '../../model/decode/options.ts';
+import type { ChatMessage } from '../../model/tokenizer/index.ts';
+import type { FromWorker, LoadedModelInfo, ToWorker, WorkerStats } from './messages.ts';
+
+export class EngineBusyError extends Error {
+  override readonly name = 'EngineBusyError';
+}
+
+export class EngineRequestError extends Error {
+  constructor(
+    readonly code: 'bad_request' | 'internal' | 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReplyStream {
+  /** The model version that writes this reply and the prompt's size, once the worker took it. */
+  started: Promise<{ version: string; promptTokens: number }>;
+  /** Text deltas, then one `done`. Ends early (with `done` finishReason 'cancelled') on abort. */
+  events: AsyncIterable<ReplyEvent>;
+}
+
+/** A single-consumer queue that an async iterator drains; `close(error)` makes the iterator throw. */
+class EventQueue<T> implements AsyncIterable<T> {
+  private readonly items: T[] = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+  private error: Error | null = null;
+
+  push(item: T): void {
+    this.items.push(item);
+    this.wake?.();
+  }
+
+  close(error?: Error): void {
+    this.closed = true;
+    this.error = error ?? null;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.shift()!;
+      } else if (this.closed) {
+        if (this.error) throw this.error;
+        return;
+      } else {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = null;
+      }
+    }
+  }
+}
+
+interface Pending {
+  queue: EventQueue<ReplyEvent>;
+  started: { resolve: (v: { version: string; promptTokens: number }) => void; reject: (e: Error) => void };
+}
+
+export interface EngineHostOptions {
+  /** Rows (sequences, beams included) decoded together per step. */
+  maxRows: number;
+  /** Requests allowed to wait beyond the rows in flight before new ones are refused as busy. */
+  maxQueue: number;
+}
+
+export class EngineHost {
+  private readonly pending = new Map<number, Pending>();
+  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private inFlight = 0;
+  private active: LoadedModelInfo | null = null;
+  private exited: Error | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly engine: EngineInfo,
+    private readonly opts: EngineHostOptions,
+  ) {
+    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => this.fail(new Error(`engine worker exited with code ${code}`)));
+  }
+
+  /** Starts the worker and waits until its engine is up (no model loaded yet). */
+  static async start(opts: EngineHostOptions): Promise<EngineHost> {
+    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+      workerData: { module: new URL('./worker.ts', import.meta.url).href, maxRows: opts.maxRows },
+    });
+    const engine = await new Promise<EngineInfo>((resolve, reject) => {
+      const onMessage = (msg: FromWorker) => {
+        if (msg.type === 'ready') {
+          worker.off('message', onMessage);
+          worker.off('error', reject);
+          resolve(msg.engine);
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+    return new EngineHost(worker, engine, opts);
+  }
+
+  /** The model serving new requests. */
+  get activeModel(): LoadedModelInfo | null {
+    return this.active;
+  }
+
+  /**
+   * Loads a checkpoint in the worker (sha256, shapes, tokenizer and a warm-up forward are checked
+   * there) and makes it serve new requests. Streams running on the previous model finish on it.
+   */
+  async load(checkpointDir: string, version: string): Promise<LoadedModelInfo> {
+    const info = (await this.call({ type: 'load', checkpointDir, version })) as LoadedModelInfo;
+    this.active = info;
+    return info;
+  }
+
+  async stats(): Promise<WorkerStats> {
+    return (await this.call({ type: 'stats' })) as WorkerStats;
+  }
+
+  /** Requests accepted and not yet finished (running or queued). */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Streams a reply. Throws EngineBusyError at once when the queue is full. */
+  reply(messages: ChatMessage[], decoding: DecodeOptions, signal?: AbortSignal): ReplyStream {
+    if (this.exited) throw new EngineRequestError('unavailable', this.exited.message);
+    if (this.inFlight >= this.opts.maxRows + this.opts.maxQueue) {
+      throw new EngineBusyError(`the server is busy: ${this.inFlight} requests in flight (limit ${this.opts.maxRows + this.opts.maxQueue})`);
+    }
+    const id = this.nextId++;
+    const queue = new EventQueue<ReplyEvent>();
+    let started!: Pending['started'];
+    const startedPromise = new Promise<{ version: string; promptTokens: number }>((resolve, reject) => {
+      started = { resolve, reject };
+    });
+    startedPromise.catch(() => {});
+    this.pending.set(id, { queue, started });
+    this.inFlight += 1;
+    const onAbort = () => this.post({ type: 'cancel', id });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.post({ type: 'generate', id, messages, decoding });
+    if (signal?.aborted) onAbort();
+    const release = () => {
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const events = (async function* (host: EngineHost) {
+      try {
+        yield* queue;
+      } finally {
+        release();
+        // A consumer that stops early (socket closed) cancels the generation.
+        if (host.pending.has(id)) host.post({ type: 'cancel', id });
+      }
+    })(this);
+    return { started: startedPromise, events };
+  }
+
+  async close(): Promise<void> {
+    this.exited ??= new Error('engine closed');
+    await this.worker.terminate();
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  private call(msg: { type: 'load'; checkpointDir: string; version: string } | { type: 'stats' }): Promise<unknown> {
+    if (this.exited) return Promise.reject(this.exited);
+    const requestId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(requestId, { resolve, reject });
+      this.post({ ...msg, requestId } as ToWorker);
+    });
+  }
+
+  private finish(id: number, error?: Error): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.inFlight -= 1;
+    if (error) p.started.reject(error);
+    p.queue.close(error);
+  }
+
+  private onMessage(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'loaded':
+      case 'load_failed':
+      case 'stats': {
+        const call = this.calls.get(msg.requestId);
+        if (!call) return;
+        this.calls.delete(msg.requestId);
+        if (msg.type === 'load_failed') call.reject(new Error(msg.error));
+        else call.resolve(msg.type === 'loaded' ? msg.info : msg.stats);
+        return;
+      }
+      case 'started':
+        this.pending.get(msg.id)?.started.resolve({ version: msg.version, promptTokens: msg.promptTokens });
+        return;
+      case 'events': {
+        const p = this.pending.get(msg.id);
+        if (!p) return;
+        for (const ev of msg.events) p.queue.push(ev);
+        if (msg.events.some((e) => e.type === 'done')) this.finish(msg.id);
+        return;
+      }
+      case 'failed':
+        this.finish(msg.id, new EngineRequestError(msg.code, msg.message));
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  private fail(err: Error): void {
+    this.exited ??= err;
+    for (const id of [...this.pending.keys()]) this.finish(id, err);
+    for (const call of this.calls.values()) call.reject(err);
+    this.calls.clear();
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The engine worker: loads checkpoints, runs every generation through a continuous batch, and swaps
+ * models without dropping streams. Requests already running finish on the weights they started with
+ * (each reports its version); new requests go to the newest model; an old model is disposed once its
+ * last stream ends.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { parentPort, workerData } from 'node:worker_threads';
+import { initEngine } from '../../model/backend.ts';
+import { Batcher } from '../../model/decode/batcher.ts';
+import { chatPrompt, ReplyText } from '../../model/decode/chat-reply.ts';
+import { createDecoder } from '../../model/decode/generate.ts';
+import { countParams } from '../../model/gpt/config.ts';
+import type { GPT } from '../../model/gpt/gpt.ts';
+import { loadModel } from '../../model/model-checkpoint.ts';
+import type { Tokenizer } from '../../model/tokenizer/index.ts';
+import type { FromWorker, LoadedModelInfo, ToWorker, WorkerStats } from './messages.ts';
+
+interface Served {
+  info: LoadedModelInfo;
+  model: GPT;
+  tokenizer: Tokenizer;
+  batcher: Batcher;
+  /** Requests still running on this model. */
+  live: number;
+}
+
+const port = parentPort!;
+const { maxRows } = workerData as { maxRows: number };
+const send = (msg: FromWorker) => port.postMessage(msg);
+
+let active: Served | null = null;
+const draining = new Set<Served>();
+const controllers = new Map<number, AbortController>();
+
+function retire(s: Served): void {
+  if (s !== active && s.live === 0) {
+    draining.delete(s);
+    s.model.dispose();
+  }
+}
+
+/** Loads and checks a checkpoint: sha256, names/shapes (loadModel), then a warm-up forward that must be finite. */
+async function load(checkpointDir: string, version: string): Promise<Served> {
+  const { model, tokenizer, meta } = await loadModel(checkpointDir, { expectKind: 'policy' });
+  try {
+    const s = tokenizer.special;
+    const { logits, cache } = await model.prefill([[s.bos, s.user, s.eot, s.assistant]]);
+    const next = await model.step(cache, [s.eot]);
+    next.cache.dispose();
+    if (![...logits[0], ...next.logits[0]].every(Number.isFinite)) throw new Error('warm-up forward produced non-finite logits');
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  const info: LoadedModelInfo = {
+    version,
+    checkpointDir,
+    sha256: meta.weights.sha256,
+    tokenizerHash: tokenizer.hash,
+    params: countParams(model.config),
+    config: { ...model.config },
+  };
+  return { info, model, tokenizer, batcher: new Batcher(model, maxRows), live: 0 };
+}
+
+async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  const served = active;
+  if (!served) {
+    send({ type: 'failed', id: msg.id, code: 'unavailable', message: 'no model is loaded' });
+    return;
+  }
+  const controller = new AbortController();
+  controllers.set(msg.id, controller);
+  served.live += 1;
+  try {
+    const prompt = chatPrompt(served.model.config, served.tokenizer, msg.messages, msg.decoding);
+    const text = new ReplyText(served.tokenizer, msg.decoding.stop, prompt.ids.length);
+    const decoder = createDecoder(prompt.ids, msg.decoding, prompt.control);
+    send({ type: 'started', id: msg.id, version: served.info.version, promptTokens: prompt.ids.length });
+    await served.batcher.run({
+      prompt: prompt.ids,
+      decoder,
+      signal: controller.signal,
+      onEvents: (events) => {
+        const out = events.flatMap((ev) => text.push(ev));
+        if (out.length > 0) send({ type: 'events', id: msg.id, events: out });
+        // A stop string ended the text: stop computing too.
+        if (text.isDone) controller.abort();
+      },
+    });
+  } catch (err) {
+    send({ type: 'failed', id: msg.id, code: 'internal', message: err instanceof Error ? err.message : String(err) });
+  } finally {
+    controllers.delete(msg.id);
+    served.live -= 1;
+    retire(served);
+  }
+}
+
+function stats(): WorkerStats {
+  const all = [active, ...draining].filter((s): s is Served => s !== null);
+  const sum = (k: 'liveRows' | 'liveRequests' | 'queued' | 'steps') => all.reduce((a, s) => a + s.batcher.stats()[k], 0);
+  return {
+    activeVersion: active?.info.version ?? null,
+    drainingVersions: [...draining].map((s) => s.info.version),
+    liveRows: sum('liveRows'),
+    liveRequests: sum('liveRequests'),
+    queued: sum('queued'),
+    steps: sum('steps'),
+    numTensors: tf.memory().numTensors,
+  };
+}
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'load':
+      load(msg.checkpointDir, msg.version).then(
+        (served) => {
+          const previous = active;
+          active = served;
+          if (previous) {
+            draining.add(previous);
+            retire(previous);
+          }
+          send({ type: 'loaded', requestId: msg.requestId, info: served.info });
+        },
+        (err: unknown) => send({ type: 'load_failed', requestId: msg.requestId, error: err instanceof Error ? err.message : String(err) }),
+      );
+      break;
+    case 'generate':
+      void generate(msg);
+      break;
+    case 'cancel':
+      controllers.get(msg.id)?.abort();
+      break;
+    case 'stats':
+      send({ type: 'stats', requestId: msg.requestId, stats: stats() });
+      break;
+  }
+});
+
+const engine = await initEngine();
+send({ type: 'ready', engine });

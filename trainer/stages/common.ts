@@ -1,0 +1,139 @@
+/** Pieces every stage shares: the loop flags, output locations, the corpora each stage reads. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { stateDir } from '../../model/cli/default-checkpoint.ts';
+import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
+import { renderConversation } from '../../model/tokenizer/index.ts';
+import type { MaskedSequence } from '../batches.ts';
+import { readBrown, brownToDocuments, readWikiText, resolveCorpusDir, wikiTextPath, wikiTextToDocuments } from '../data/index.ts';
+import type { LoopConfig } from '../train-loop.ts';
+
+/** Where a stage writes by default: `$STATE_DIR/runs/<stage>`. */
+export function runDir(stage: string): string {
+  return join(stateDir(), 'runs', stage);
+}
+
+/** zod fields of the loop settings with this stage's defaults. */
+export function loopFields(d: LoopConfig) {
+  const posInt = z.number().int().min(0);
+  return {
+    epochs: z.number().int().min(1).max(1000).default(d.epochs).describe('passes over the training data'),
+    maxSteps: posInt.default(d.maxSteps).describe('stop after this many updates (0 = no limit)'),
+    batchSize: z.number().int().min(1).max(512).default(d.batchSize),
+    lr: z.number().positive().max(1).default(d.lr).describe('peak learning rate'),
+    minLr: z.number().min(0).max(1).default(d.minLr).describe('learning rate at the end of the cosine'),
+    warmupSteps: posInt.default(d.warmupSteps),
+    weightDecay: z.number().min(0).max(1).default(d.weightDecay),
+    gradClip: z.number().min(0).default(d.gradClip).describe('global gradient-norm clip (0 = off)'),
+    evalEvery: posInt.default(d.evalEvery).describe('evaluate every N updates (0 = at the end only)'),
+    evalBatches: z.number().int().min(1).default(d.evalBatches),
+    checkpointEvery: posInt.default(d.checkpointEvery).describe('checkpoint every N updates (0 = at the end only)'),
+    seed: posInt.default(d.seed),
+  };
+}
+
+export function pickLoop(c: LoopConfig): LoopConfig {
+  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed } = c;
+  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed };
+}
+
+/** Common flags: corpus dir, output, resume, JSON progress. */
+export const runFields = {
+  corpusDir: z.string().default('').describe('corpus directory (default: $CORPUS_DIR, else ./corpora)'),
+  out: z.string().default('').describe('output checkpoint directory (default: $STATE_DIR/runs/<stage>)'),
+  resume: z.boolean().default(false).describe('continue the run saved in --out exactly where it stopped'),
+  json: z.boolean().default(false).describe('progress as JSON lines on stdout'),
+};
+
+export function corpusDirOf(flag: string): string {
+  return resolveCorpusDir({ flag: flag || undefined });
+}
+
+/**
+ * Pretraining text: WikiText-2 train when present (this repository's machines only have valid and
+ * test, so valid stands in and test stays held out), plus the Brown corpus when asked.
+ */
+export async function pretrainDocuments(corpusDir: string, brown: boolean, log: (line: string) => void): Promise<string[]> {
+  let trainPath: string;
+  try {
+    trainPath = wikiTextPath(corpusDir, 'train');
+  } catch {
+    trainPath = wikiTextPath(corpusDir, 'valid');
+    log(`WikiText train split not found; training on ${trainPath} (the test split stays held out)`);
+  }
+  const docs = wikiTextToDocuments(await readWikiText(trainPath));
+  if (brown) docs.push(...brownToDocuments((await readBrown()).documents));
+  return docs;
+}
+
+export async function wikiTestDocuments(corpusDir: string): Promise<string[]> {
+  return wikiTextToDocuments(await readWikiText(wikiTextPath(corpusDir, 'test')));
+}
+
+/** Documents as one token stream, each opened by BOS so the model learns where texts start. */
+export function packDocuments(tok: Tokenizer, docs: readonly string[]): Int32Array {
+  const parts: number[][] = [];
+  let total = 0;
+  for (const d of docs) {
+    const ids = [tok.special.bos, ...tok.encode(d)];
+    parts.push(ids);
+    total += ids.length;
+  }
+  const out = new Int32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A dialogue as training sequences of at most `maxLen` tokens: rendered with the chat template (mask
+ * on assistant tokens); one too long for the window is split between turns, each piece a dialogue of
+ * its own, and a single exchange still too long is cut at `maxLen`.
+ */
+export function dialogueSequences(tok: Tokenizer, messages: readonly ChatMessage[], maxLen: number): MaskedSequence[] {
+  const whole = renderConversation(tok, messages);
+  if (whole.ids.length <= maxLen) return [whole];
+  const out: MaskedSequence[] = [];
+  let start = 0;
+  while (start < messages.length) {
+    let end = start + 2;
+    let best = renderConversation(tok, messages.slice(start, Math.min(end, messages.length)));
+    while (end + 2 <= messages.length) {
+      const next = renderConversation(tok, messages.slice(start, end + 2));
+      if (next.ids.length > maxLen) break;
+      best = next;
+      end += 2;
+    }
+    out.push(best.ids.length > maxLen ? { ids: best.ids.slice(0, maxLen), mask: best.mask.slice(0, maxLen) } : best);
+    start = end;
+  }
+  return out.filter((s) => s.mask.some((m) => m === 1));
+}
+
+export function requireDir(path: string, what: string): void {
+  if (!existsSync(path)) throw new Error(`${what} not found: ${path}`);
+}
+
+/** Settings a resumed run may change: where it reads and writes, how it reports, and how long it runs. */
+const RESUME_MAY_CHANGE = ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs'];
+
+/**
+ * The config of a resumed run: the saved one, with the flags given now laid over it. A flag that
+ * would change how the run trains (learning rate, batch, seed, ...) is refused: the continuation
+ * would no longer be the run that was started.
+ */
+export function resumedConfig<T extends Record<string, unknown>>(cfg: T, explicit: Set<string>, saved: unknown): T {
+  const base = (saved as { config?: Record<string, unknown> } | undefined)?.config;
+  if (!base) throw new Error('--resume: the checkpoint has no saved training config');
+  const changed = [...explicit].filter((k) => !RESUME_MAY_CHANGE.includes(k) && k in base && JSON.stringify(base[k]) !== JSON.stringify(cfg[k]));
+  if (changed.length > 0) {
+    throw new Error(`--resume: cannot change ${changed.map((k) => `${k} (was ${JSON.stringify(base[k])}, now ${JSON.stringify(cfg[k])})`).join(', ')}`);
+  }
+  const merged: Record<string, unknown> = { ...base };
+  for (const k of explicit) if (k in cfg) merged[k] = cfg[k];
+  return merged as T;
+}

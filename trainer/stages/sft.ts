@@ -1,0 +1,55 @@
+/**
+ * Stage `sft`: supervised fine-tuning on Cornell movie dialogues, initialised from the pretrained
+ * checkpoint. Conversations are rendered with the chat template and the loss covers only the
+ * assistant's tokens (and their end-of-turn); held-out loss on the validation movies.
+ */
+import { z } from 'zod';
+import { checkpointHasResume } from '../../model/checkpoint/index.ts';
+import { loadModel } from '../../model/model-checkpoint.ts';
+import { sequenceSource, type MaskedSequence } from '../batches.ts';
+import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
+import type { ProgressReporter } from '../progress.ts';
+import { runTraining, type TrainResult } from '../train-loop.ts';
+import { resumedConfig, corpusDirOf, dialogueSequences, loopFields, pickLoop, runDir, runFields } from './common.ts';
+
+export const SftStageSchema = z
+  .object({
+    ...runFields,
+    init: z.string().default('').describe('pretrained checkpoint (default: $STATE_DIR/runs/pretrain)'),
+    bothOffsets: z.boolean().default(true).describe("train on both characters' lines as the assistant"),
+    ...loopFields({ epochs: 1, maxSteps: 0, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 50, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 16, checkpointEvery: 250, seed: 1 }),
+  })
+  .strict();
+export type SftStageConfig = z.infer<typeof SftStageSchema>;
+
+export async function runSftStage(given: SftStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
+  let cfg = given;
+  const out = cfg.out || runDir('sft');
+  let loaded;
+  if (cfg.resume) {
+    if (!(await checkpointHasResume(out).catch(() => false))) throw new Error(`--resume: no resumable checkpoint in ${out}`);
+    loaded = await loadModel(out, { withResume: true });
+    cfg = resumedConfig(given, explicit, loaded.resume?.state);
+    log(`resuming from ${out} at step ${(loaded.resume?.state as { step?: number })?.step}`);
+  } else {
+    const init = cfg.init || runDir('pretrain');
+    loaded = await loadModel(init, { expectKind: 'policy' });
+    log(`initialised from ${init} (step ${loaded.meta.step})`);
+  }
+  const { model, tokenizer, resume } = loaded;
+  try {
+    const T = model.config.context;
+    const { dialogues } = await loadCornellDialogues(cornellPaths(corpusDirOf(cfg.corpusDir)), { bothOffsets: cfg.bothOffsets, log });
+    const toSeqs = (ds: typeof dialogues.train): MaskedSequence[] => ds.flatMap((d) => dialogueSequences(tokenizer, d.messages, T + 1));
+    const trainSeqs = toSeqs(dialogues.train);
+    const validSeqs = toSeqs(dialogues.valid);
+    log(`${dialogues.train.length} training dialogues -> ${trainSeqs.length} sequences; ${validSeqs.length} held-out sequences`);
+    const train = sequenceSource(trainSeqs, { batchSize: cfg.batchSize, context: T, seed: cfg.seed, padId: tokenizer.special.pad });
+    const heldOut = sequenceSource(validSeqs, { batchSize: cfg.batchSize, context: T, seed: 12345, padId: tokenizer.special.pad });
+    const parent = cfg.resume ? (loaded.meta.parent ?? null) : cfg.init || runDir('pretrain');
+    const result = await runTraining({ stage: 'sft', model, tokenizer, train, heldOut, loop: pickLoop(cfg), config: cfg, out, parent, resume, progress });
+    return { ...result, out };
+  } finally {
+    model.dispose();
+  }
+}

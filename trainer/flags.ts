@@ -1,7 +1,7 @@
 /**
- * `--key=value` flags into a stage's typed config: every field has a default, unknown flags and values
- * of the wrong type are errors naming the flag, and the schema checks ranges. Flags are kebab-case
- * (`--max-steps=100`); booleans may be bare (`--resume`).
+ * `--key=value` (or `--key value`) flags into a stage's typed config: every field has a default,
+ * unknown flags and values of the wrong type are errors naming the flag, and the schema checks ranges.
+ * Flags are kebab-case (`--max-steps=100`); booleans may be bare (`--resume`).
  */
 import { z } from 'zod';
 
@@ -19,7 +19,8 @@ const camel = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, c: string) => c
 export function parseFlags<S extends z.ZodObject>(argv: string[], schema: S): z.infer<S> {
   const defaults = schema.parse({}) as Record<string, unknown>;
   const raw: Record<string, unknown> = {};
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
     if (!arg.startsWith('--')) throw new FlagError(`unexpected argument '${arg}' (flags look like --key=value)`);
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
@@ -28,7 +29,9 @@ export function parseFlags<S extends z.ZodObject>(argv: string[], schema: S): z.
       throw new FlagError(`unknown flag --${name}; known: ${Object.keys(defaults).map((k) => `--${kebab(k)}`).join(' ')}`);
     }
     const kind = typeof defaults[key];
-    const text = eq < 0 ? undefined : arg.slice(eq + 1);
+    // `--key value` works too for flags that take a value (booleans never consume the next word).
+    const next = argv[i + 1];
+    const text = eq >= 0 ? arg.slice(eq + 1) : kind !== 'boolean' && next !== undefined && !next.startsWith('--') ? argv[++i] : undefined;
     if (kind === 'boolean') {
       if (text === undefined || text === 'true') raw[key] = true;
       else if (text === 'false') raw[key] = false;
@@ -64,3 +67,4 @@ export function describeFlags(schema: z.ZodObject): string {
 export function explicitKeys(argv: string[]): Set<string> {
   return new Set(argv.filter((a) => a.startsWith('--')).map((a) => camel(a.slice(2).split('=')[0])));
 }
+

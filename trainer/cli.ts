@@ -8,12 +8,14 @@ import { createProgress, progressMode } from './progress.ts';
 import { runPretrainStage, PretrainStageSchema } from './stages/pretrain.ts';
 import { runSftStage, SftStageSchema } from './stages/sft.ts';
 import { runTokenizerStage, TokenizerStageSchema } from './stages/tokenizer.ts';
+import { ExportStageSchema, runExportStage } from './stages/export.ts';
 import { NonFiniteLossError } from './train-loop.ts';
 
 const STAGES = {
   tokenizer: TokenizerStageSchema,
   pretrain: PretrainStageSchema,
   sft: SftStageSchema,
+  export: ExportStageSchema,
 } as const;
 type Stage = keyof typeof STAGES;
 
@@ -40,6 +42,14 @@ async function main(argv: string[]): Promise<number> {
       const cfg = parseFlags(rest, TokenizerStageSchema);
       const r = await runTokenizerStage(cfg, say);
       say(`tokenizer with ${r.vocabSize} ids written to ${r.path} in ${r.seconds.toFixed(1)}s`);
+      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
+      return 0;
+    }
+    case 'export': {
+      const cfg = parseFlags(rest, ExportStageSchema);
+      await initEngine();
+      const r = await runExportStage(cfg);
+      say(`exported step ${r.step} to ${r.out} (weights sha256 ${r.sha256.slice(0, 12)}…)`);
       if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
       return 0;
     }

@@ -1,0 +1,53 @@
+/**
+ * `tsx trainer/eval-report.ts pretrain.json sft.json`: the markdown report shipped beside the default
+ * model, comparing the pretrained-only and the fine-tuned checkpoints, with sample replies.
+ */
+import { readFileSync } from 'node:fs';
+import type { EvalReport } from './evaluation.ts';
+
+type Saved = EvalReport & { checkpoint: string; step: number; seconds: number };
+
+const [pretrainPath, sftPath] = process.argv.slice(2);
+if (!pretrainPath || !sftPath) {
+  process.stderr.write('usage: tsx trainer/eval-report.ts PRETRAIN.json SFT.json\n');
+  process.exit(2);
+}
+const read = (p: string): Saved => JSON.parse(readFileSync(p, 'utf8')) as Saved;
+const pre = read(pretrainPath);
+const sft = read(sftPath);
+const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
+const stats = (r: EvalReport, k: 'greedy' | 'beam_search') =>
+  `${f(r[k].mean_len)} | ${f(r[k].distinct_1)} | ${f(r[k].distinct_2)} | ${f(r[k].repeated_3gram_share)} | ${f(r[k].empty_share)}`;
+
+const out = [
+  '# Evaluation of the default model',
+  '',
+  `Pretrained checkpoint: step ${pre.step}; SFT checkpoint: step ${sft.step}. Produced by \`npm run eval\`.`,
+  `Perplexities use the first ${sft.details.cornell_test_reply_tokens} reply tokens of the Cornell test movies and the first ${sft.details.wikitext_test_tokens} tokens of WikiText-2 test;`,
+  `replies answer the first user turn of ${sft.details.prompts} held-out Cornell dialogues (${JSON.stringify(sft.details.decoding)}).`,
+  '',
+  '| metric | pretrained only | after SFT |',
+  '| --- | --- | --- |',
+  `| Cornell test reply perplexity | ${f(pre.cornell_test_reply_ppl)} | ${f(sft.cornell_test_reply_ppl)} |`,
+  `| WikiText-2 test token perplexity | ${f(pre.wikitext_test_token_ppl)} | ${f(sft.wikitext_test_token_ppl)} |`,
+  `| WikiText-2 test word perplexity | ${f(pre.wikitext_test_word_ppl)} | ${f(sft.wikitext_test_word_ppl)} |`,
+  '',
+  '| replies | mean words | distinct-1 | distinct-2 | repeated 3-gram | empty |',
+  '| --- | --- | --- | --- | --- | --- |',
+  `| pretrained, greedy | ${stats(pre, 'greedy')} |`,
+  `| pretrained, beam search | ${stats(pre, 'beam_search')} |`,
+  `| SFT, greedy | ${stats(sft, 'greedy')} |`,
+  `| SFT, beam search | ${stats(sft, 'beam_search')} |`,
+  '',
+  '## Sample replies of the SFT model to held-out prompts',
+  '',
+  '| prompt | greedy | beam search |',
+  '| --- | --- | --- |',
+  ...sft.samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.greedy)} | ${cell(s.beam_search)} |`),
+  '',
+];
+process.stdout.write(out.join('\n'));
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ') || '(empty)';
+}

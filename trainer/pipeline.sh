@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole offline pipeline on a small machine (2 CPU cores, no GPU), from corpora to the shipped
+# default chat model: tokenizer -> pretrain (WikiText + Brown) -> SFT (Cornell dialogues) -> eval
+# -> export to models/default/policy. Each stage checkpoints; rerun a stage with --resume to continue.
+#
+#   CORPUS_DIR=/path/to/corpora npm run pipeline        (see README, section Corpora)
+#
+# Budgets (PRETRAIN_EPOCHS, SFT_STEPS) are the knobs for time; the defaults finish in about the time
+# the README states for a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (README: Corpora)}"
+export CORPUS_DIR
+RUNS="${STATE_DIR:-./.state}/runs"
+PRESET="${PRESET:-small}"
+PRETRAIN_EPOCHS="${PRETRAIN_EPOCHS:-2}"
+SFT_STEPS="${SFT_STEPS:-2500}"
+OUT="${OUT:-models/default}"
+
+# 1. Tokenizer: byte-level BPE, 4096 ids, on WikiText + Brown + Cornell training dialogues.
+npm run -s train -- tokenizer --vocab-size=4096 --out="$RUNS/tokenizer/tokenizer.json"
+
+# 2. Pretraining: the small GPT learns English from packed WikiText + Brown text.
+npm run -s train -- pretrain --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
+  --epochs="$PRETRAIN_EPOCHS" --out="$RUNS/pretrain"
+
+# 3. SFT: multi-turn Cornell movie dialogues, loss on the assistant's turns only.
+npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --out="$RUNS/sft"
+
+# 4. Evaluation of both, so the report shows what SFT changed.
+mkdir -p "$OUT"
+npm run -s eval -- --checkpoint "$RUNS/pretrain" --json | tail -n 1 > "$OUT/eval-pretrain.json"
+npm run -s eval -- --checkpoint "$RUNS/sft" --json | tail -n 1 > "$OUT/eval-sft.json"
+
+# 5. Ship the SFT model (also the PPO reference) without its optimizer state.
+npm run -s train -- export --from="$RUNS/sft" --out="$OUT/policy"
+npx tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" > "$OUT/EVAL.md"
+echo "default model written to $OUT/policy; report in $OUT/EVAL.md"

@@ -2,42 +2,49 @@
  * Multi-head causal self-attention in two layouts that compute the same function:
  *
  * - `attentionFull` (training, scoring): every sequence starts at position 0, no padding on the left.
- *   Batched matMul is slow on wasm (~2 GFLOP/s), so the (batch, head) pairs are split into plain 2-D
- *   matMuls (`matMul2d`, whose gradient is also plain 2-D). tf.split/concat are used rather than slice
- *   because their gradients are a single concat/split, where slice's gradient pads a full-size tensor.
+ *   Batched matMul is slow on wasm (~2 GFLOP/s), so each (sequence, head) pair gets plain 2-D matMuls
+ *   (XNNPACK, ~30 GFLOP/s). The whole layer is one custom-gradient node: the tape would otherwise copy
+ *   every saved operand of ~1,000 small ops per layer, and its automatic gradients use transposed or
+ *   batched matMuls. Per-pair blocks are cut with gatherND from stacked layouts made by one 4-D
+ *   transpose each (Slice/SplitV on wasm copy the whole input per piece, and a concat along columns
+ *   loops over rows in JS; a concat along rows and a 4-D transpose are cheap). Elementwise work
+ *   (scale, mask, softmax and its backward) runs once on all pairs stacked.
  * - `attentionCached` (generation): queries for the new tokens only, keys/values appended to a cache,
  *   left-padded ragged batches masked per key. Forward only, so one batched matMul per product: the
  *   new-token chunk is small and one op beats B*H small ones.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { matMul2d } from './ops.ts';
 
-/** tf.split, except that a split into one piece is the tensor itself (tfjs's SplitV gradient breaks on it). */
-function splitInto(x: tf.Tensor2D, pieces: number, axis: number): tf.Tensor2D[] {
-  return pieces === 1 ? [x] : (tf.split(x, pieces, axis) as tf.Tensor2D[]);
+/** (1, 1) int32 tensors 0..n-1: gatherND indices that pick one block of a stacked (n, r, c) tensor. */
+function blockIndices(n: number): tf.Tensor2D[] {
+  return Array.from({ length: n }, (_, i) => tf.tensor2d(Int32Array.of(i), [1, 1], 'int32'));
+}
+
+/** Block `index` of a stack. stack: (n, r, c), index: (1, 1) int32 -> (r, c) */
+function block(stack: tf.Tensor3D, index: tf.Tensor2D): tf.Tensor2D {
+  return tf.reshape(tf.gatherND(stack, index), [stack.shape[1], stack.shape[2]]); // (1, r, c) -> (r, c)
+}
+
+/** The per-pair blocks of one stack. stack: (n, r, c) -> n x (r, c) */
+function blocks(stack: tf.Tensor3D, indices: tf.Tensor2D[]): tf.Tensor2D[] {
+  return indices.map((index) => block(stack, index));
 }
 
 /**
- * q, k, v split out of the fused projection.
- * qkv: (B*T, 3D) -> per head and sequence, (T, hs) blocks: result[part][b][h]
+ * Per-matrix transpose of a stack, as a 4-D transpose (the 3-D kernel is ~3x slower).
+ * x: (n, r, c) -> (n, c, r)
  */
-function splitHeads(qkv: tf.Tensor2D, batch: number, nHeads: number): tf.Tensor2D[][][] {
-  const columns = splitInto(qkv, 3 * nHeads, 1); // 3H x (B*T, hs)
-  const byPart: tf.Tensor2D[][][] = [[], [], []];
-  for (let part = 0; part < 3; part++) {
-    for (let h = 0; h < nHeads; h++) {
-      const rows = splitInto(columns[part * nHeads + h], batch, 0); // B x (T, hs)
-      rows.forEach((block, b) => {
-        (byPart[part][b] ??= [])[h] = block;
-      });
-    }
-  }
-  return byPart;
+function transposeStack(x: tf.Tensor3D): tf.Tensor3D {
+  const [n, r, c] = x.shape;
+  const f = c % 32 === 0 && c > 32 ? 32 : 1;
+  const x4 = tf.reshape(x, [n, r, c / f, f]); // (n, r, c/f, f)
+  return tf.reshape(tf.transpose(x4, [0, 2, 3, 1]), [n, c, r]); // (n, c/f, f, r) = (n, c, r)
 }
 
 /**
  * Causal attention over whole sequences.
- * qkv: (B*T, 3D), causalBias: (T, T) with 0 on/below the diagonal and a large negative above -> (B*T, D)
+ * qkv: (B*T, 3D) with columns [q | k | v], each split into H heads of hs = D/H;
+ * causalBias: (T, T) with 0 on/below the diagonal and a large negative above -> (B*T, D)
  */
 export function attentionFull(
   qkv: tf.Tensor2D,
@@ -45,20 +52,60 @@ export function attentionFull(
   nHeads: number,
   causalBias: tf.Tensor2D,
 ): tf.Tensor2D {
-  const [q, k, v] = splitHeads(qkv, batch, nHeads);
-  const headSize = qkv.shape[1] / 3 / nHeads;
-  const scale = 1 / Math.sqrt(headSize);
-  const perSequence: tf.Tensor2D[] = [];
-  for (let b = 0; b < batch; b++) {
-    const heads: tf.Tensor2D[] = [];
-    for (let h = 0; h < nHeads; h++) {
-      const scores = tf.add(tf.mul(matMul2d(q[b][h], tf.transpose(k[b][h])), scale), causalBias); // (T, T)
-      const probs = tf.softmax(scores) as tf.Tensor2D; // (T, T)
-      heads.push(matMul2d(probs, v[b][h])); // (T, hs)
-    }
-    perSequence.push(heads.length === 1 ? heads[0] : tf.concat(heads, 1)); // (T, D)
-  }
-  return perSequence.length === 1 ? perSequence[0] : tf.concat(perSequence, 0); // (B*T, D)
+  const [n, width] = qkv.shape;
+  const t = n / batch;
+  const d = width / 3;
+  const hs = d / nHeads;
+  const pairs = nHeads * batch; // pair p = h * B + b
+  const scale = 1 / Math.sqrt(hs);
+
+  const node = (tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const x4 = tf.reshape(x, [batch, t, 3 * nHeads, hs]); // (B, T, 3H, hs)
+    // Row layout: block (part * H + h) * B + b is that pair's (T, hs) rows of q, k or v.
+    const rows = tf.reshape(tf.transpose(x4, [2, 0, 1, 3]), [3, pairs, t * hs]); // (3, H*B, T*hs)
+    // Column layout: the same blocks transposed, (hs, T); used for k^T (forward) and v^T (backward).
+    const cols = tf.reshape(tf.transpose(x4, [2, 0, 3, 1]), [3, pairs, hs * t]); // (3, H*B, hs*T)
+    const parts = blockIndices(3);
+    const [qRows, kRows, vRows] = parts.map((i) => tf.reshape(tf.gatherND(rows, i), [pairs, t, hs])) as tf.Tensor3D[]; // 3 x (H*B, T, hs)
+    const [, kCols, vCols] = parts.map((i) => tf.reshape(tf.gatherND(cols, i), [pairs, hs, t])) as tf.Tensor3D[]; // 3 x (H*B, hs, T)
+    const indices = blockIndices(pairs);
+    const q = blocks(qRows, indices); // (T, hs) each
+    const kT = blocks(kCols, indices); // (hs, T) each
+    const v = blocks(vRows, indices); // (T, hs) each
+    const scores = tf.concat(indices.map((_, p) => tf.matMul(q[p], kT[p])), 0); // (H*B*T, T): rows of all pairs stacked
+    const biased = tf.add(tf.reshape(tf.mul(scores, scale), [pairs, t, t]), causalBias); // (H*B, T, T)
+    const probs = tf.reshape(tf.softmax(tf.reshape(biased, [pairs * t, t])), [pairs, t, t]) as tf.Tensor3D; // (H*B, T, T)
+    const p = blocks(probs, indices); // (T, T) each
+    const heads = tf.concat(indices.map((_, i) => tf.matMul(p[i], v[i])), 0); // (H*B*T, hs) = (H, B, T, hs)
+    const out = tf.reshape(tf.transpose(tf.reshape(heads, [nHeads, batch, t, hs]), [1, 2, 0, 3]), [n, d]); // (B, T, H, hs) = (B*T, D)
+    save([qRows, kRows, vCols, probs]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, svT, sProbs] = saved as tf.Tensor3D[];
+        const idx = blockIndices(pairs); // made again: the forward's are disposed with its scope
+        const dy4 = tf.reshape(dy, [batch, t, nHeads, hs]); // (B, T, H, hs)
+        const dOut = tf.reshape(tf.transpose(dy4, [2, 0, 1, 3]), [pairs, t, hs]) as tf.Tensor3D; // (H*B, T, hs)
+        const dO = blocks(dOut, idx); // (T, hs) each
+        const vT = blocks(svT, idx); // (hs, T) each
+        const dProbs = tf.reshape(tf.concat(idx.map((_, i) => tf.matMul(dO[i], vT[i])), 0), [pairs, t, t]); // (H*B, T, T)
+        // Softmax backward on all pairs at once: dS = P * (dP - sum_j dP * P), times the score scale.
+        const rowDot = tf.sum(tf.mul(dProbs, sProbs), -1, true); // (H*B, T, 1)
+        const dScores = tf.mul(tf.mul(tf.sub(dProbs, rowDot), sProbs), scale) as tf.Tensor3D; // (H*B, T, T)
+        const dS = blocks(dScores, idx); // (T, T) each
+        const dST = blocks(transposeStack(dScores), idx); // (T, T) each, transposed
+        const pT = blocks(transposeStack(sProbs), idx); // (T, T) each, transposed
+        const k = blocks(sk, idx); // (T, hs) each
+        const q2 = blocks(sq, idx); // (T, hs) each
+        const dQ = idx.map((_, i) => tf.matMul(dS[i], k[i])); // (T, T) @ (T, hs)
+        const dK = idx.map((_, i) => tf.matMul(dST[i], q2[i])); // (T, T) @ (T, hs)
+        const dV = idx.map((_, i) => tf.matMul(pT[i], dO[i])); // (T, T) @ (T, hs)
+        const dRows = tf.reshape(tf.concat([...dQ, ...dK, ...dV], 0), [3 * nHeads, batch, t, hs]); // (3H, B, T, hs)
+        return tf.reshape(tf.transpose(dRows, [1, 2, 0, 3]), [n, width]); // (B, T, 3H, hs) = (B*T, 3D)
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D) => tf.Tensor2D);
+  return node(qkv);
 }
 
 /** (T, T) additive mask: 0 where key j <= query i, -1e9 above the diagonal. */

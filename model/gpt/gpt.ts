@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attentionCached, attentionFull, causalBiasMatrix, type LayerCache } from './attention.ts';
 import type { GPTConfig } from './config.ts';
 import { KVCache } from './kv-cache.ts';
-import { embedding, gelu, layerNorm, linear, matMul2d, maybeDropout, tidyKeep } from './ops.ts';
+import { embedding, gelu, layerNorm, linear, matMulBT, maybeDropout, tidyKeep } from './ops.ts';
 import { initParams, namedParams, nextModelPrefix, type BlockParams, type GPTParams } from './params.ts';
 
 export interface GPTOptions {
@@ -168,7 +168,7 @@ export class GPT {
 
   /** Next-token logits from hidden states, through the tied embedding. hidden: (N, D) -> (N, V) */
   lmLogits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return matMul2d(hidden, tf.transpose(this.params.tokenEmbedding as tf.Tensor2D)); // (N, D) @ (D, V)
+    return matMulBT(hidden, this.params.tokenEmbedding as tf.Tensor2D); // (N, D) @ (V, D)^T
   }
 
   /** Scalar head (reward/value). hidden: (N, D) -> (N) */

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { seededRng } from '../model/decode/rng.ts';
+import type { ProgressReporter } from '../trainer/progress.ts';
+import { bootstrapPairs, parseHhDialogue, parsePairRecord, readPairsJsonl, type PreferencePair } from '../trainer/reward/pairs.ts';
+import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
+import { evaluatePairs, trainRewardModel } from '../trainer/reward/rm-train.ts';
+import { tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
+
+const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
+const WORDS = 'the a game city river year team song war king house music film old new first long small great north'.split(' ');
+
+/** Synthetic pairs with a learnable rule: the chosen reply contains "thanks", the rejected one does not. */
+function syntheticPairs(n: number, seed: number): PreferencePair[] {
+  const rng = seededRng(seed);
+  const sentence = () => Array.from({ length: 3 + Math.floor(rng() * 4) }, () => WORDS[Math.floor(rng() * WORDS.length)]);
+  return Array.from({ length: n }, () => {
+    const chosen = sentence();
+    chosen.splice(Math.floor(rng() * chosen.length), 0, 'thanks');
+    return { prompt: [{ role: 'user' as const, content: sentence().join(' ') }], chosen: chosen.join(' '), rejected: sentence().join(' '), source: 'synthetic' };
+  });
+}
+
+describe('reward model', () => {
+  test('learns a preference rule: held-out accuracy >= 90% (tiny preset)', async () => {
+    const policy = await untrainedTinyModel();
+    const rm = scalarModelFromTrunk(policy);
+    policy.dispose();
+    const tok = tinyTokenizer();
+    const before = await evaluatePairs(rm, tok, syntheticPairs(100, 2));
+    const cfg = { epochs: 3, maxSteps: 0, batchSize: 16, lr: 3e-3, minLr: 3e-4, warmupSteps: 10, weightDecay: 0, gradClip: 1, margin: 0, pointwiseWeight: 1, centeringWeight: 0.01, seed: 1 };
+    const r = await trainRewardModel({ rm, tokenizer: tok, pairs: syntheticPairs(400, 1), heldOut: syntheticPairs(100, 2), cfg, progress: quiet });
+    assert.ok(r.evals.synthetic.accuracy >= 0.9, `held-out accuracy ${r.evals.synthetic.accuracy} (before training: ${before.synthetic.accuracy})`);
+    assert.ok(r.evals.synthetic.margin > 0);
+    assert.ok(Number.isFinite(r.rewardMean) && r.rewardStd > 0);
+    // Scoring leaves no tensors behind (after a first pass has built the causal masks of these lengths).
+    await evaluatePairs(rm, tok, syntheticPairs(20, 3));
+    const start = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await evaluatePairs(rm, tok, syntheticPairs(20, 3));
+    assert.equal(tf.memory().numTensors, start);
+    rm.dispose();
+  });
+
+  test('HH-RLHF and TRL records parse into prompt, chosen and rejected', () => {
+    const hh = parsePairRecord({
+      chosen: '\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Name a fruit\n\nAssistant: Apple.',
+      rejected: '\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Name a fruit\n\nAssistant: No.',
+    });
+    assert.deepEqual(hh, {
+      prompt: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Name a fruit' }],
+      chosen: 'Apple.',
+      rejected: 'No.',
+      source: 'hh-rlhf',
+    });
+    assert.deepEqual(parsePairRecord({ prompt: 'q?', chosen: 'good', rejected: 'bad' }), { prompt: [{ role: 'user', content: 'q?' }], chosen: 'good', rejected: 'bad', source: 'trl' });
+    assert.equal(parsePairRecord({ chosen: 'no turns', rejected: 'x' }), null);
+    assert.equal(parseHhDialogue('plain'), null);
+  });
+
+  test('a JSONL file with malformed lines is read with a count and line numbers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pairs-'));
+    const path = join(dir, 'p.jsonl');
+    await writeFile(path, [JSON.stringify({ prompt: 'a', chosen: 'b', rejected: 'c' }), '{bad json', '', JSON.stringify({ foo: 1 })].join('\n'));
+    const { pairs, summary } = await readPairsJsonl(path);
+    assert.equal(pairs.length, 1);
+    assert.equal(summary.malformed, 2);
+    assert.deepEqual(summary.firstMalformedLines, [2, 4]);
+    await assert.rejects(readPairsJsonl(join(dir, 'missing.jsonl')), /pairs file not found/);
+  });
+
+  test('bootstrap pairs prefer the true reply over other, repeated, empty or truncated ones', () => {
+    const dialogues = Array.from({ length: 50 }, (_, i) => ({
+      messages: [
+        { role: 'user' as const, content: `question ${i}` },
+        { role: 'assistant' as const, content: `the answer number ${i} is here` },
+      ],
+    }));
+    const pairs = bootstrapPairs(dialogues, 1);
+    assert.ok(pairs.length >= 45);
+    for (const p of pairs) {
+      assert.equal(p.source, 'bootstrap');
+      assert.notEqual(p.chosen, p.rejected);
+      assert.match(p.chosen, /^the answer number \d+ is here$/);
+    }
+    const kinds = new Set(pairs.map((p) => (p.rejected === '' ? 'empty' : /^(\S+)( \1)+$/.test(p.rejected) ? 'repeated' : p.rejected.startsWith('the answer') && p.rejected.split(' ').length < 3 ? 'truncated' : 'other')));
+    assert.deepEqual([...kinds].sort(), ['empty', 'other', 'repeated', 'truncated']);
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * The server's configuration: one typed object read from the environment (and `npm start -- --flag`s,
+ * which win over the environment), with defaults. Invalid values stop start-up with a message naming
+ * every bad variable. `SETTINGS` is the single list of variables; the README's table mirrors it.
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { BACKEND_NAMES } from '../model/backend.ts';
+import { MAX_BEAM_WIDTH, MAX_NEW_TOKENS } from '../model/decode/options.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServerLimits {
+  /** Characters in one user message (WebSocket) or in all messages of a /v1 request. */
+  maxPromptChars: number;
+  /** Cap on `max_new_tokens` (the model's own cap is MAX_NEW_TOKENS of model/decode/options.ts). */
+  maxNewTokens: number;
+  /** Cap on `beam_width`. */
+  maxBeamWidth: number;
+  /** WebSocket frames larger than this close the socket with 1009; also the REST body limit. */
+  maxFrameBytes: number;
+  /** Generations one session may have running or queued at once (all sockets and /v1 together). */
+  maxInflightPerSession: number;
+  /** Generation requests one session may start per minute. */
+  rateLimitPerMinute: number;
+}
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  /** postgres://… → PostgreSQL; unset → embedded PGlite under `${stateDir}/pgdata`. */
+  databaseUrl: string | undefined;
+  /** Absolute. */
+  stateDir: string;
+  /** A checkpoint to serve (registered and activated at start-up); unset → the active version. */
+  checkpoint: string | undefined;
+  /** Unset → read from / generated into `${stateDir}/admin-token`. */
+  adminToken: string | undefined;
+  /** Origins allowed to open the WebSocket besides the server's own. */
+  allowedOrigins: string[];
+  logLevel: LogLevel;
+  limits: ServerLimits;
+  engine: { maxRows: number; maxQueue: number };
+  /** On SIGTERM/SIGINT, how long running replies may finish before they are cancelled. */
+  shutdownGraceMs: number;
+}
+
+const int = (min: number, max: number) =>
+  z.coerce.number({ error: 'must be an integer' }).int({ error: `must be an integer in [${min}, ${max}]` })
+    .min(min, { error: `must be an integer in [${min}, ${max}]` })
+    .max(max, { error: `must be an integer in [${min}, ${max}]` });
+
+const origin = z.string().refine((s) => {
+  try {
+    return new URL(s).origin === s;
+  } catch {
+    return false;
+  }
+}, { error: 'each origin must look like https://example.com (scheme, host, optional port; no path)' });
+
+/** Every setting: environment variable, command-line flag (if any), schema with default, and doc line. */
+export const SETTINGS = {
+  PORT: { flag: 'port', schema: int(0, 65535).default(8080), doc: 'TCP port (0 picks a free one)' },
+  HOST: { flag: 'host', schema: z.string().min(1).default('127.0.0.1'), doc: 'interface to listen on; 0.0.0.0 to accept other machines' },
+  DATABASE_URL: { flag: 'database-url', schema: z.string().regex(/^postgres(ql)?:\/\//, { error: 'must start with postgres:// or postgresql://' }).optional(), doc: 'PostgreSQL server; unset: embedded PGlite under STATE_DIR' },
+  STATE_DIR: { flag: 'state-dir', schema: z.string().min(1).default('./.state'), doc: 'runtime state: embedded database, fallback model, admin token' },
+  CHECKPOINT: { flag: 'checkpoint', schema: z.string().min(1).optional(), doc: 'serve this checkpoint (registered as a model version and activated at start-up)' },
+  ADMIN_TOKEN: { flag: undefined, schema: z.string().min(16, { error: 'must be at least 16 characters' }).optional(), doc: 'bearer token of the admin routes; unset: generated once into STATE_DIR/admin-token (mode 0600)' },
+  ALLOWED_ORIGINS: { flag: undefined, schema: z.string().default(''), doc: 'comma-separated origins allowed to open /ws besides the server\'s own' },
+  LOG_LEVEL: { flag: 'log-level', schema: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'), doc: 'pino log level' },
+  MAX_PROMPT_CHARS: { flag: undefined, schema: int(1, 1_000_000).default(8000), doc: 'characters in one user message (all messages of a /v1 request)' },
+  MAX_NEW_TOKENS: { flag: undefined, schema: int(1, MAX_NEW_TOKENS).default(256), doc: 'cap on max_new_tokens / max_tokens' },
+  MAX_BEAM_WIDTH: { flag: undefined, schema: int(1, MAX_BEAM_WIDTH).default(8), doc: 'cap on beam_width' },
+  MAX_FRAME_BYTES: { flag: undefined, schema: int(1024, 16 * 1024 * 1024).default(65536), doc: 'largest WebSocket frame (bigger: close 1009) and REST body (bigger: 413)' },
+  MAX_INFLIGHT_PER_SESSION: { flag: undefined, schema: int(1, 1000).default(4), doc: 'generations one session may have in flight' },
+  RATE_LIMIT_PER_MINUTE: { flag: undefined, schema: int(1, 100_000).default(60), doc: 'generation requests per session per minute' },
+  ENGINE_MAX_ROWS: { flag: undefined, schema: int(1, 256).default(16), doc: 'sequences (beams included) decoded together per step' },
+  ENGINE_MAX_QUEUE: { flag: undefined, schema: int(0, 10_000).default(32), doc: 'requests waiting beyond the rows before new ones get busy' },
+  SHUTDOWN_GRACE_MS: { flag: undefined, schema: int(0, 600_000).default(10_000), doc: 'on SIGTERM, time running replies get to finish' },
+  TFJS_BACKEND: { flag: undefined, schema: z.enum(BACKEND_NAMES, { error: `must be one of ${BACKEND_NAMES.join(', ')}` }).optional(), doc: 'force the engine (read by the engine worker)' },
+} as const;
+
+type Key = keyof typeof SETTINGS;
+
+/** Invalid configuration; the message lists every problem, one per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Resolves the configuration from `env` and `argv` (flags such as `--port 9000`). Empty variables
+ * count as unset. Relative paths resolve against `cwd`.
+ */
+export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }: { env?: NodeJS.ProcessEnv; argv?: string[]; cwd?: string } = {}): ServerConfig {
+  const raw: Record<string, string | undefined> = {};
+  for (const key of Object.keys(SETTINGS) as Key[]) raw[key] = env[key] === '' ? undefined : env[key];
+  for (const [key, value] of Object.entries(parseFlags(argv))) raw[key] = value;
+
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [Key, (typeof SETTINGS)[Key]][]) {
+    const parsed = (setting.schema as z.ZodType).safeParse(raw[key]);
+    if (parsed.success) values[key] = parsed.data;
+    else problems.push(`${key}=${JSON.stringify(raw[key])}: ${parsed.error.issues[0].message}`);
+  }
+  const origins = ((values.ALLOWED_ORIGINS as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of origins) {
+    const parsed = origin.safeParse(o);
+    if (!parsed.success) problems.push(`ALLOWED_ORIGINS: ${JSON.stringify(o)}: ${parsed.error.issues[0].message}`);
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+
+  const v = values as { [K in Key]: z.output<(typeof SETTINGS)[K]['schema']> };
+  return {
+    port: v.PORT,
+    host: v.HOST,
+    databaseUrl: v.DATABASE_URL,
+    stateDir: resolve(cwd, v.STATE_DIR),
+    checkpoint: v.CHECKPOINT === undefined ? undefined : resolve(cwd, v.CHECKPOINT),
+    adminToken: v.ADMIN_TOKEN,
+    allowedOrigins: origins,
+    logLevel: v.LOG_LEVEL,
+    limits: {
+      maxPromptChars: v.MAX_PROMPT_CHARS,
+      maxNewTokens: v.MAX_NEW_TOKENS,
+      maxBeamWidth: v.MAX_BEAM_WIDTH,
+      maxFrameBytes: v.MAX_FRAME_BYTES,
+      maxInflightPerSession: v.MAX_INFLIGHT_PER_SESSION,
+      rateLimitPerMinute: v.RATE_LIMIT_PER_MINUTE,
+    },
+    engine: { maxRows: v.ENGINE_MAX_ROWS, maxQueue: v.ENGINE_MAX_QUEUE },
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+  };
+}
+
+/** `--port 9000 --checkpoint DIR` → `{ PORT: '9000', CHECKPOINT: 'DIR' }`; unknown flags are errors. */
+function parseFlags(argv: string[]): Record<string, string> {
+  const byFlag = new Map<string, Key>();
+  for (const [key, s] of Object.entries(SETTINGS) as [Key, (typeof SETTINGS)[Key]][]) if (s.flag) byFlag.set(s.flag, key);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries([...byFlag.keys()].map((f) => [f, { type: 'string' as const }])),
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')} (flags: ${[...byFlag.keys()].map((f) => `--${f}`).join(', ')})`);
+  }
+  return Object.fromEntries(Object.entries(values).map(([flag, value]) => [byFlag.get(flag)!, String(value)]));
+}

@@ -15,19 +15,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** (1, 1) int32 tensors 0..n-1: gatherND indices that pick one block of a stacked (n, r, c) tensor. */
-function blockIndices(n: number): tf.Tensor2D[] {
-  return Array.from({ length: n }, (_, i) => tf.tensor2d(Int32Array.of(i), [1, 1], 'int32'));
-}
-
-/** Block `index` of a stack. stack: (n, r, c), index: (1, 1) int32 -> (r, c) */
-function block(stack: tf.Tensor3D, index: tf.Tensor2D): tf.Tensor2D {
-  return tf.reshape(tf.gatherND(stack, index), [stack.shape[1], stack.shape[2]]); // (1, r, c) -> (r, c)
+/**
+ * (1) int32 tensors 0..n-1: gatherND indices that pick one block of a stacked (n, r, c) tensor. An
+ * index of shape (1) makes gatherND return the (r, c) block itself, with no reshape op after it.
+ */
+function blockIndices(n: number): tf.Tensor1D[] {
+  return Array.from({ length: n }, (_, i) => tf.tensor1d(Int32Array.of(i), 'int32'));
 }
 
 /** The per-pair blocks of one stack. stack: (n, r, c) -> n x (r, c) */
-function blocks(stack: tf.Tensor3D, indices: tf.Tensor2D[]): tf.Tensor2D[] {
-  return indices.map((index) => block(stack, index));
+function blocks(stack: tf.Tensor3D, indices: tf.Tensor1D[]): tf.Tensor2D[] {
+  return indices.map((index) => tf.gatherND(stack, index) as tf.Tensor2D); // (r, c)
 }
 
 /**

@@ -9,12 +9,16 @@ import { runPretrainStage, PretrainStageSchema } from './stages/pretrain.ts';
 import { runSftStage, SftStageSchema } from './stages/sft.ts';
 import { runTokenizerStage, TokenizerStageSchema } from './stages/tokenizer.ts';
 import { ExportStageSchema, runExportStage } from './stages/export.ts';
+import { PpoStageSchema, runPpoStage } from './stages/ppo.ts';
+import { RmStageSchema, runRmStage } from './stages/rm.ts';
 import { NonFiniteLossError } from './train-loop.ts';
 
 const STAGES = {
   tokenizer: TokenizerStageSchema,
   pretrain: PretrainStageSchema,
   sft: SftStageSchema,
+  rm: RmStageSchema,
+  ppo: PpoStageSchema,
   export: ExportStageSchema,
 } as const;
 type Stage = keyof typeof STAGES;
@@ -43,6 +47,27 @@ async function main(argv: string[]): Promise<number> {
       const r = await runTokenizerStage(cfg, say);
       say(`tokenizer with ${r.vocabSize} ids written to ${r.path} in ${r.seconds.toFixed(1)}s`);
       if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
+      return 0;
+    }
+    case 'rm': {
+      const cfg = parseFlags(rest, RmStageSchema);
+      await initEngine();
+      const r = await runRmStage(cfg, createProgress(name, progressMode(cfg.json)), say);
+      const accuracy = Object.entries(r.evals).map(([s, e]) => `${s} ${(100 * e.accuracy).toFixed(1)}%`).join(', ');
+      say(`done: ${r.steps} steps; held-out accuracy ${accuracy}; reward mean ${r.rewardMean.toFixed(3)} std ${r.rewardStd.toFixed(3)}; checkpoint ${r.out}`);
+      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', steps: r.steps, eval: r.evals, reward_mean: r.rewardMean, reward_std: r.rewardStd, out: r.out }) + '\n');
+      return 0;
+    }
+    case 'ppo': {
+      const cfg = parseFlags(rest, PpoStageSchema);
+      await initEngine();
+      // With --json: exactly one JSON object per iteration on stdout.
+      const progress = cfg.json ? createProgress(name, 'lines', Infinity) : createProgress(name, progressMode(false), 1);
+      const emit = cfg.json ? (m: object) => process.stdout.write(JSON.stringify(m) + '\n') : undefined;
+      const r = await runPpoStage(cfg, progress, say, emit);
+      const first = r.history[0];
+      const last = r.history.at(-1)!;
+      say(`done: ${r.history.length} iterations, reward ${first.reward_mean.toFixed(3)} -> ${last.reward_mean.toFixed(3)}, kl ${last.kl.toFixed(3)}; policy ${r.out}`);
       return 0;
     }
     case 'export': {

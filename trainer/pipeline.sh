@@ -23,7 +23,7 @@ npm run -s train -- tokenizer --vocab-size=4096 --out="$RUNS/tokenizer/tokenizer
 
 # 2. Pretraining: the small GPT learns English from packed WikiText + Brown text.
 npm run -s train -- pretrain --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
-  --epochs="$PRETRAIN_EPOCHS" --out="$RUNS/pretrain"
+  --epochs="$PRETRAIN_EPOCHS" --dropout="${DROPOUT:--1}" --out="$RUNS/pretrain"
 
 # 3. SFT: multi-turn Cornell movie dialogues, loss on the assistant's turns only.
 npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --out="$RUNS/sft"

@@ -12,8 +12,8 @@ import { tidyKeep } from './ops.ts';
  * Softmax is XNNPACK's vectorised kernel (~8 ms): the forward takes one softmax P and gets the
  * log-sum-exp from it without another exp, lse = max(x) - log(max(P)) (the largest probability is
  * at least 1/V, so its log never underflows), and the per-token loss is lse - x[target]. The
- * gradient is P - onehot(target), from the saved P. Targets are picked and scattered with
- * gatherND/scatterND; a float32 oneHot is wrong on wasm and an int32 one plus a cast costs ~6 ms.
+ * gradient is P - onehot(target), from the saved P. Targets are picked and written with
+ * gatherND/tensorScatterUpdate; a float32 oneHot is wrong on wasm and an int32 one plus a cast costs ~6 ms.
  * logits: (N, V), targets: (N) int32, weights: (N) float32 -> scalar
  */
 export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
@@ -30,7 +30,9 @@ export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, we
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sProbs, sAt] = saved;
         const scaled = tf.mul(sProbs, tf.reshape(dy, [n, 1])); // (N, V): P * dy
-        return tf.sub(scaled, tf.scatterND(sAt, dy, [n, vocab])); // (N, V): (P - onehot) * dy
+        const atTarget = tf.mul(tf.sub(tf.gatherND(sProbs, sAt), 1), dy); // (N): (P[target] - 1) * dy
+        // Overwrite the N target entries: one copy pass, where subtracting a scattered one-hot costs two.
+        return tf.tensorScatterUpdate(scaled, sAt, atTarget); // (N, V): (P - onehot) * dy
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

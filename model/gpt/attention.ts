@@ -70,11 +70,11 @@ export function attentionFull(
     const q = blocks(qRows, indices); // (T, hs) each
     const kT = blocks(kCols, indices); // (hs, T) each
     const v = blocks(vRows, indices); // (T, hs) each
-    const scores = tf.concat(indices.map((_, p) => tf.matMul(q[p], kT[p])), 0); // (H*B*T, T): rows of all pairs stacked
+    const scores = tf.concat(indices.map((_, i) => tf.matMul(q[i], kT[i])), 0); // (H*B*T, T): rows of all pairs stacked
     const biased = tf.add(tf.reshape(tf.mul(scores, scale), [pairs, t, t]), causalBias); // (H*B, T, T)
     const probs = tf.reshape(tf.softmax(tf.reshape(biased, [pairs * t, t])), [pairs, t, t]) as tf.Tensor3D; // (H*B, T, T)
-    const p = blocks(probs, indices); // (T, T) each
-    const heads = tf.concat(indices.map((_, i) => tf.matMul(p[i], v[i])), 0); // (H*B*T, hs) = (H, B, T, hs)
+    const pr = blocks(probs, indices); // (T, T) each
+    const heads = tf.concat(indices.map((_, i) => tf.matMul(pr[i], v[i])), 0); // (H*B*T, hs) = (H, B, T, hs)
     const out = tf.reshape(tf.transpose(tf.reshape(heads, [nHeads, batch, t, hs]), [1, 2, 0, 3]), [n, d]); // (B, T, H, hs) = (B*T, D)
     save([qRows, kRows, vCols, probs]);
     return {

@@ -3,14 +3,16 @@
  *
  * What is fast and slow on tfjs-wasm 4.22 (measured on the `small` preset's shapes; see
  * docs/perf-training.md), and therefore why these ops are written the way they are:
- * - A plain 2-D matMul goes to XNNPACK (~30 GFLOP/s); transposeA/transposeB or a batched (3-D) matMul
- *   take a naive loop (0.4-2.5 GFLOP/s). tfjs's automatic matMul gradient uses the transposed forms, so
- *   every matMul here has a custom gradient made of plain 2-D matMuls and explicit transposes.
+ * - A plain 2-D matMul goes to XNNPACK (~30-36 GFLOP/s); transposeA/transposeB or a batched (3-D)
+ *   matMul take a naive loop (0.4-2.5 GFLOP/s). tfjs's automatic matMul gradient uses the transposed
+ *   forms, so every matMul here has a custom gradient made of plain 2-D matMuls and explicit transposes.
+ *   XNNPACK packs the right operand anew for every new tensor (~4 ns per element), so the narrow
+ *   operand is put on the right where there is a choice.
  * - A 2-D Transpose kernel is ~7x slower than the 4-D one on the same data, so `transpose2d` runs
- *   (R, C) -> (C, R) as a 4-D transpose of (R/a, a, C/b, b).
- * - A reduction over a non-innermost axis transposes first (Sum over axis 0 of (2048, 512): ~10 ms);
- *   ones(1, N) @ dy gives the same column sums in ~0.2 ms, so bias and LayerNorm parameter
- *   gradients use that.
+ *   (R, C) -> (C, R) as 4-D transposes of (R/a, a, C/b, b).
+ * - A reduction over a non-innermost axis transposes first with the slow kernel (Sum over axis 0 of
+ *   (2048, 512): ~10 ms); ones(1, N) @ dy gives the same column sums in ~1 ms, or for free when dy
+ *   was just packed as a right operand, so bias and LayerNorm parameter gradients use that.
  * - GatherV2 costs ~20 ns per output element, GatherND copies whole rows (~50x faster here): row
  *   lookups use gatherND.
  * - Pow and Tanh are scalar loops (~20 ms per 1M elements), Sigmoid is vectorised (~1 ms): GELU

@@ -118,7 +118,7 @@ export interface StartFrame {
   type: 'start';
   id: RequestId;
   conversation_id: number;
-  parent_id: number;
+  parent_id: number | null;
   message_id: number;
   model_version: number;
 }

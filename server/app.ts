@@ -1,0 +1,64 @@
+/**
+ * The HTTP routes as one hono app (the WebSocket endpoint is attached to the node server, see
+ * ws/upgrade.ts):
+ *   /health, /metrics                       health and Prometheus metrics
+ *   /api/session                            anonymous sessions
+ *   /api/conversations[/:id]                a session's conversations and message trees
+ *   /api/messages/:id/rating, /api/comparisons   ratings and A/B choices
+ *   /api/models                             model versions (public)
+ *   /api/admin/...                          export, activate / roll back (Bearer ADMIN_TOKEN)
+ *   /v1/...                                 OpenAI-compatible chat completions
+ *   /                                       the web client
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { AppEnv, ServerDeps } from './deps.ts';
+import { ApiError, errorBody, onError } from './errors.ts';
+import { adminAuth } from './middleware/admin-auth.ts';
+import { requestContext } from './middleware/request-context.ts';
+import { conversationRoutes } from './routes/conversations.ts';
+import { exportRoute } from './routes/export.ts';
+import { feedbackRoutes } from './routes/feedback.ts';
+import { healthRoutes } from './routes/health.ts';
+import { modelAdminRoutes, modelListRoute } from './routes/models.ts';
+import { openaiRoutes } from './routes/openai/completions.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { webRoutes } from './routes/web.ts';
+
+export function createApp(deps: ServerDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { maxFrameBytes } = deps.config.limits;
+  const limitBody = bodyLimit({
+    maxSize: maxFrameBytes,
+    onError: (c) => c.json(errorBody(new ApiError('too_large', `the body is larger than ${maxFrameBytes} bytes (MAX_FRAME_BYTES)`)), 413),
+  });
+  app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
+  app.use('/api/*', limitBody);
+  app.use('/v1/*', limitBody);
+
+  app.route('/', healthRoutes(deps));
+  app.route('/api/session', sessionRoutes(deps));
+  app.route('/api/conversations', conversationRoutes(deps));
+  app.route('/api', feedbackRoutes(deps));
+  app.route('/api/models', modelListRoute(deps));
+
+  const admin = new Hono<AppEnv>();
+  admin.use(adminAuth({ token: deps.adminToken }));
+  admin.route('/export', exportRoute(deps));
+  admin.route('/models', modelAdminRoutes(deps));
+  app.route('/api/admin', admin);
+  // The issue's name for the export, kept as an alias.
+  app.use('/api/feedback/export', adminAuth({ token: deps.adminToken }));
+  app.route('/api/feedback/export', exportRoute(deps));
+
+  app.route('/v1', openaiRoutes(deps));
+  const unknown = (c: { req: { method: string; path: string } }) => {
+    throw new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`);
+  };
+  app.all('/api/*', unknown);
+  app.all('/v1/*', unknown);
+  app.route('/', webRoutes());
+  app.notFound((c) => c.json(errorBody(new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`)), 404));
+  app.onError(onError);
+  return app;
+}

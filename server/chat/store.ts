@@ -1,0 +1,65 @@
+// Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
+// starts, and the reply's text, finish reason, token counts and timings when it ends.
+import type { DecodeOptions } from '../../model/decode/options.ts';
+import { createConversation, inTransaction, insertMessage, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
+import type { ReplyTarget } from './targets.ts';
+
+export interface StoredTurn {
+  conversationId: number;
+  /** The message the replies answer. */
+  parentId: number | null;
+  /** One per reply, in order. */
+  replyIds: number[];
+}
+
+/** A conversation title from its first message: whitespace collapsed, at most 80 characters. */
+export function titleFrom(content: string): string {
+  const flat = content.replace(/\s+/g, ' ').trim();
+  return flat.length > 80 ? `${flat.slice(0, 79)}…` : flat;
+}
+
+export async function storeTurn(
+  db: Db,
+  sessionId: number,
+  target: ReplyTarget,
+  replies: { modelVersionId: number; decoding: DecodeOptions; promptTokens: number }[],
+): Promise<StoredTurn> {
+  return inTransaction(db, async (trx) => {
+    const firstUser = target.newTurns.find((t) => t.role === 'user') ?? target.newTurns[0];
+    const conversationId =
+      target.conversationId ?? (await createConversation(trx, { sessionId, title: titleFrom(firstUser?.content ?? '') })).id;
+    let parentId = target.parentId;
+    for (const turn of target.newTurns) {
+      parentId = (await insertMessage(trx, { conversationId, parentId, role: turn.role, content: turn.content })).id;
+    }
+    const replyIds: number[] = [];
+    for (const r of replies) {
+      const reply = await insertMessage(trx, {
+        conversationId,
+        parentId,
+        role: 'assistant',
+        modelVersionId: r.modelVersionId,
+        decoding: { ...r.decoding },
+        promptTokens: r.promptTokens,
+      });
+      replyIds.push(reply.id);
+    }
+    return { conversationId, parentId, replyIds };
+  });
+}
+
+export async function finishReply(
+  db: Db,
+  id: number,
+  end: { text: string; finishReason: FinishReason; promptTokens?: number; completionTokens?: number; timings: MessageTimings; seed?: number; decoding: DecodeOptions },
+): Promise<void> {
+  await updateMessage(db, id, {
+    content: end.text,
+    finishReason: end.finishReason,
+    ...(end.promptTokens !== undefined && { promptTokens: end.promptTokens }),
+    ...(end.completionTokens !== undefined && { completionTokens: end.completionTokens }),
+    timings: end.timings,
+    // The seed a sampled reply really used, so that it can be reproduced.
+    ...(end.seed !== undefined && end.decoding.seed === undefined && { decoding: { ...end.decoding, seed: end.seed } }),
+  });
+}

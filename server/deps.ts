@@ -1,0 +1,35 @@
+/**
+ * What the routes and the WebSocket handlers share: configuration, database, engine, model manager,
+ * metrics, logger, limits and the registry of running replies. Built once by server.ts.
+ */
+import type { Logger } from 'pino';
+import type { ServerConfig } from './config.ts';
+import type { Db, DatabaseKind, Session } from './db/index.ts';
+import type { EngineHost } from './engine/engine-host.ts';
+import type { Metrics } from './metrics.ts';
+import type { ModelManager } from './models.ts';
+import type { ReplyRegistry } from './chat/registry.ts';
+import type { SessionLimits } from './chat/limits.ts';
+
+export interface ServerDeps {
+  config: ServerConfig;
+  db: Db;
+  dbKind: DatabaseKind;
+  engine: EngineHost;
+  models: ModelManager;
+  metrics: Metrics;
+  log: Logger;
+  limits: SessionLimits;
+  replies: ReplyRegistry;
+  adminToken: string;
+}
+
+/** Hono's per-request variables. */
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    /** Set by the session middleware. */
+    session: Session;
+  };
+}

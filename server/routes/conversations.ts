@@ -1,0 +1,45 @@
+// A session's conversations: list, the whole message tree of one (with the session's ratings),
+// rename, delete.
+import { Hono } from 'hono';
+import { deleteConversation, listConversationMessages, listConversationRatings, listConversations, renameConversation } from '../db/index.ts';
+import type { AppEnv, ServerDeps } from '../deps.ts';
+import { ownedConversation } from '../chat/targets.ts';
+import { conversationSummary, wireMessage } from '../chat/wire.ts';
+import { sessionAuth } from '../middleware/session-auth.ts';
+import type { ConversationDetail } from '../protocol.ts';
+import { RenameRequestSchema } from '../protocol.ts';
+import { idParam, readJson } from './body.ts';
+
+export function conversationRoutes(deps: ServerDeps): Hono<AppEnv> {
+  const { db } = deps;
+  const app = new Hono<AppEnv>();
+  app.use(sessionAuth(deps));
+  app.get('/', async (c) => {
+    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 100) || 100, 1), 500);
+    const offset = Math.max(Number(c.req.query('offset') ?? 0) || 0, 0);
+    const rows = await listConversations(db, c.get('session').id, { limit, offset });
+    return c.json({ conversations: rows.map(conversationSummary) });
+  });
+  app.get('/:id', async (c) => {
+    const session = c.get('session');
+    const conversation = await ownedConversation(db, session.id, idParam(c));
+    const [messages, ratings] = await Promise.all([
+      listConversationMessages(db, conversation.id),
+      listConversationRatings(db, session.id, conversation.id),
+    ]);
+    const byMessage = new Map(ratings.map((r) => [r.message_id, r]));
+    const body: ConversationDetail = { ...conversationSummary(conversation), messages: messages.map((m) => wireMessage(m, byMessage)) };
+    return c.json(body);
+  });
+  app.patch('/:id', async (c) => {
+    const conversation = await ownedConversation(db, c.get('session').id, idParam(c));
+    const { title } = await readJson(c, RenameRequestSchema);
+    return c.json(conversationSummary((await renameConversation(db, conversation.id, title))!));
+  });
+  app.delete('/:id', async (c) => {
+    const conversation = await ownedConversation(db, c.get('session').id, idParam(c));
+    await deleteConversation(db, conversation.id);
+    return c.body(null, 204);
+  });
+  return app;
+}

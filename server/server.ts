@@ -1,0 +1,101 @@
+/**
+ * The whole server on one port: opens the database and runs the migrations (a failure stops
+ * start-up naming the migration), starts the engine worker, makes sure a policy version is active and
+ * loads it, then serves the hono app and the WebSocket endpoint. `close()` shuts down gracefully:
+ * no new requests, running replies get SHUTDOWN_GRACE_MS to finish, the rest are cancelled and
+ * stored, then sockets, engine and database close.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { ensureAdminToken } from './admin-token.ts';
+import { createApp } from './app.ts';
+import { SessionLimits } from './chat/limits.ts';
+import { ReplyRegistry } from './chat/registry.ts';
+import type { ServerConfig } from './config.ts';
+import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import type { ServerDeps } from './deps.ts';
+import { EngineHost } from './engine/engine-host.ts';
+import { createLogger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { ModelManager } from './models.ts';
+import { attachWebSocket } from './ws/upgrade.ts';
+
+export interface RunningServer {
+  /** http://host:port (loopback when listening on every interface). */
+  url: string;
+  port: number;
+  deps: ServerDeps;
+  close(): Promise<void>;
+}
+
+export interface CreateServerOptions {
+  /** An open, owned-by-the-caller database (tests); otherwise opened from the config and closed with the server. */
+  database?: DatabaseHandle;
+  logger?: Logger;
+}
+
+export async function createServer(config: ServerConfig, opts: CreateServerOptions = {}): Promise<RunningServer> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err) => log.error({ err }, 'shutdown step failed'));
+  };
+  try {
+    const database =
+      opts.database ??
+      (await openDatabase({ databaseUrl: config.databaseUrl, stateDir: config.stateDir, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') }));
+    if (!opts.database) cleanups.push(() => database.close());
+    for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
+
+    const engine = await EngineHost.start(config.engine);
+    cleanups.push(() => engine.close());
+    log.info({ engine: engine.engine }, 'engine started');
+    const models = new ModelManager(database.db, engine, log);
+    await models.start({ checkpoint: config.checkpoint, stateDir: config.stateDir });
+
+    const admin = await ensureAdminToken(config);
+    if (admin.created) process.stderr.write(`\nAdmin token (shown once; saved in ${admin.file} with mode 0600):\n  ${admin.token}\n\n`);
+
+    const deps: ServerDeps = {
+      config,
+      db: database.db,
+      dbKind: database.kind,
+      engine,
+      models,
+      log,
+      adminToken: admin.token,
+      metrics: createMetrics({ engine, db: database.db, activeVersion: () => models.current?.id ?? null }),
+      limits: new SessionLimits(config.limits),
+      replies: new ReplyRegistry(),
+    };
+    const server = createAdaptorServer({ fetch: createApp(deps).fetch }) as Server;
+    const ws = attachWebSocket(server, deps);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        log.info({ running: deps.replies.size }, 'shutting down');
+        const stopped = new Promise((resolve) => server.close(resolve));
+        await deps.replies.drain(config.shutdownGraceMs);
+        ws.close();
+        server.closeAllConnections();
+        await stopped;
+        await cleanup();
+        log.info('stopped');
+      })());
+    return { url: `http://${host}:${port}`, port, deps, close };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+export { createLogger };

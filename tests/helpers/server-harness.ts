@@ -1,0 +1,219 @@
+/**
+ * What the server suites share: the databases to run against (in-memory PGlite always; a scratch
+ * database on the PostgreSQL server of DATABASE_URL when it is set, created for the run and dropped
+ * after), a real server on an ephemeral loopback port serving a tiny trained model, and a WebSocket
+ * test client that records every frame.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { saveModel } from '../../model/model-checkpoint.ts';
+import { loadConfig } from '../../server/config.ts';
+import { openDatabase, openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
+import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
+import { createServer, type RunningServer } from '../../server/server.ts';
+import { trainedTinyModel } from './tiny-model.ts';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export interface DatabaseTarget {
+  name: string;
+  open(): Promise<DatabaseHandle>;
+}
+
+export function databaseTargets(): DatabaseTarget[] {
+  const targets: DatabaseTarget[] = [{ name: 'PGlite', open: openMemoryDatabase }];
+  const url = process.env.DATABASE_URL;
+  if (url) targets.push({ name: 'PostgreSQL', open: () => openScratchDatabase(url) });
+  return targets;
+}
+
+/** Creates `test_<random>` on the server of `serverUrl`; closing the handle drops it. */
+async function openScratchDatabase(serverUrl: string): Promise<DatabaseHandle> {
+  const name = `test_server_${randomBytes(6).toString('hex')}`;
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const handle = await openDatabase({ databaseUrl: url.href, stateDir: '/nonexistent' });
+  return {
+    ...handle,
+    close: async () => {
+      await handle.close();
+      await admin(`drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+let modelDir: Promise<string> | null = null;
+
+/** A tiny model trained for a few steps (peaked like a real one), saved once per process. */
+export function tinyCheckpoint(): Promise<string> {
+  modelDir ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'server-model-'));
+    const { model, tokenizer } = await trainedTinyModel();
+    await saveModel(join(dir, 'policy'), { model, tokenizer });
+    model.dispose();
+    process.on('exit', () => void rm(dir, { recursive: true, force: true }));
+    return join(dir, 'policy');
+  })();
+  return modelDir;
+}
+
+export interface TestServer {
+  server: RunningServer;
+  url: string;
+  wsUrl: string;
+  stateDir: string;
+  database: DatabaseHandle;
+  close(): Promise<void>;
+}
+
+/** A server on 127.0.0.1:0 over `target`'s database, serving the tiny model. */
+export async function startTestServer(target: DatabaseTarget, env: Record<string, string> = {}): Promise<TestServer> {
+  const checkpoint = await tinyCheckpoint();
+  const stateDir = await mkdtemp(join(tmpdir(), 'server-state-'));
+  const database = await target.open();
+  const config = loadConfig({
+    env: {
+      PORT: '0',
+      STATE_DIR: stateDir,
+      CHECKPOINT: checkpoint,
+      ADMIN_TOKEN,
+      LOG_LEVEL: 'silent',
+      SHUTDOWN_GRACE_MS: '0',
+      RATE_LIMIT_PER_MINUTE: '10000',
+      TFJS_BACKEND: process.env.TFJS_BACKEND ?? '',
+      ...env,
+    },
+  });
+  try {
+    const server = await createServer(config, { database });
+    return {
+      server,
+      url: server.url,
+      wsUrl: server.url.replace(/^http/, 'ws') + '/ws',
+      stateDir,
+      database,
+      close: async () => {
+        await server.close();
+        await database.close();
+        await rm(stateDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
+
+export async function newSession(url: string): Promise<string> {
+  const res = await fetch(`${url}/api/session`, { method: 'POST' });
+  assert.equal(res.status, 201);
+  return ((await res.json()) as { token: string }).token;
+}
+
+export interface Exchange {
+  start?: StartFrame;
+  deltas: string[];
+  done?: DoneFrame;
+  error?: ErrorFrame;
+}
+
+/** A WebSocket client that records every frame and waits for frames matching a predicate. */
+export class TestSocket {
+  readonly frames: ServerFrame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as ServerFrame);
+      for (const l of this.listeners) l();
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  }
+
+  /** Opens `/ws`; rejects with `unexpected response <status>` when the upgrade is refused. */
+  static open(wsUrl: string, { token, headers = {} }: { token?: string; headers?: Record<string, string> } = {}): Promise<TestSocket> {
+    const ws = new WebSocket(token ? `${wsUrl}?token=${encodeURIComponent(token)}` : wsUrl, { headers });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(new TestSocket(ws)));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+
+  send(frame: ClientFrame | string | Buffer | Record<string, unknown>): void {
+    this.ws.send(typeof frame === 'string' || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame));
+  }
+
+  /** The first recorded frame (from `from` on) matching `pred`, now or when it arrives. */
+  waitFor<F extends ServerFrame = ServerFrame>(pred: (f: ServerFrame) => boolean, { from = 0, timeoutMs = 20_000 } = {}): Promise<F> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.frames.slice(from).find(pred);
+        if (found) {
+          cleanup();
+          resolve(found as F);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(from).slice(-5))}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Everything about request `id` once it has ended (done or error). */
+  async exchange(id: RequestId): Promise<Exchange> {
+    const mine = (f: ServerFrame) => 'id' in f && f.id === id;
+    await this.waitFor((f) => mine(f) && (f.type === 'done' || f.type === 'error'));
+    const frames = this.frames.filter(mine);
+    return {
+      start: frames.find((f): f is StartFrame => f.type === 'start'),
+      deltas: frames.flatMap((f) => (f.type === 'delta' ? [f.text] : [])),
+      done: frames.find((f): f is DoneFrame => f.type === 'done'),
+      error: frames.find((f): f is ErrorFrame => f.type === 'error'),
+    };
+  }
+
+  /** Sends a request frame and waits for its end. */
+  async request(frame: ClientFrame & { id: RequestId }): Promise<Exchange> {
+    this.send(frame);
+    return this.exchange(frame.id);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** Polls `fn` until it returns a truthy value (or fails after `timeoutMs`). */
+export async function eventually<T>(fn: () => Promise<T> | T, { timeoutMs = 10_000, what = 'condition' } = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

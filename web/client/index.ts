@@ -1,0 +1,6 @@
+// The chat server's typed client: WebSocket chat (browser and Node) and the admin REST routes.
+export { ChatClient, type ChatClientEvents, type ChatClientOptions, type ChatOptions, type ConnectionStatus, type GenerateOptions, type WebSocketConstructor, type WebSocketLike } from './chat-client.ts';
+export { ReplyStream } from './reply-stream.ts';
+export { ChatError, plainWords, type ClientErrorCode } from './errors.ts';
+export type * from '../../server/protocol.ts';
+export { AdminClient, type AdminStats, type ExportKind, type TrainingRunInfo } from './admin-client.ts';

@@ -24,13 +24,18 @@ export const DEFAULT_MAX_NEW_TOKENS = 64;
 /** Decoding options with the model's limits (parseDecodeOptions) and the server's caps; defaults filled. */
 export function resolveDecoding(input: unknown, limits: ServerLimits): DecodeOptions {
   const given = (input ?? {}) as Record<string, unknown>;
+  // The server's caps first, so that a value over them names the server's limit, not the model's.
+  const caps: [string, number, string][] = [
+    ['max_new_tokens', limits.maxNewTokens, 'MAX_NEW_TOKENS'],
+    ['beam_width', limits.maxBeamWidth, 'MAX_BEAM_WIDTH'],
+  ];
+  for (const [option, cap, name] of caps) {
+    const value = given[option];
+    if (typeof value === 'number' && value > cap) {
+      throw new ApiError('bad_request', `${option} must be at most ${cap} on this server (${name}); got ${value}`);
+    }
+  }
   const options = parseDecodeOptions({ max_new_tokens: Math.min(DEFAULT_MAX_NEW_TOKENS, limits.maxNewTokens), ...given });
-  if (options.max_new_tokens > limits.maxNewTokens) {
-    throw new ApiError('bad_request', `max_new_tokens must be at most ${limits.maxNewTokens} on this server (MAX_NEW_TOKENS); got ${options.max_new_tokens}`);
-  }
-  if ('beam_width' in given && options.beam_width > limits.maxBeamWidth) {
-    throw new ApiError('bad_request', `beam_width must be at most ${limits.maxBeamWidth} on this server (MAX_BEAM_WIDTH); got ${options.beam_width}`);
-  }
   return { ...options, beam_width: Math.min(options.beam_width, limits.maxBeamWidth) };
 }
 

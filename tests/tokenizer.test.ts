@@ -1,3 +1,4 @@
+import { seededRng } from '../model/decode/rng.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -21,17 +22,8 @@ const tok = trainBpe([corpus], { vocabSize: 1024 });
 
 // ---------- helpers ----------
 
-/** Small seeded PRNG (mulberry32) so property tests are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG so property tests are reproducible. */
+const rng = seededRng;
 
 /** Random strings mixing the hard cases: astral chars, lone surrogates, controls, marks, RTL... */
 function randomString(rand: () => number, maxUnits = 40): string {

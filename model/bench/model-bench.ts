@@ -20,6 +20,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../backend.ts';
+import { argmax } from '../decode/logits.ts';
+import { seededRng } from '../decode/rng.ts';
 import { countParams, gptConfig, PRESET_NAMES, type GPTConfig, type PresetName } from '../gpt/config.ts';
 import { GPT } from '../gpt/gpt.ts';
 import { maskedCrossEntropy } from '../gpt/loss.ts';
@@ -50,24 +52,12 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Deterministic random ids (mulberry32), so runs are comparable. */
+/** Deterministic random ids, so runs are comparable. */
 function idSource(seed: number, vocab: number): (n: number) => number[] {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRng(seed);
   return (n) => Array.from({ length: n }, () => Math.floor(next() * vocab));
 }
 
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
 
 /** Seconds per training step, one per run, after one warm-up step. */
 function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: number) => number[]): { seconds: number[]; tokens: number } {

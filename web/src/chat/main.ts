@@ -7,6 +7,7 @@
 import type { Choice, ConversationSummary, WireMessage } from '../../../server/protocol.ts';
 import { ChatClient, plainWords, type ReplyStream } from '../../client/index.ts';
 import { byId, copyText, h } from '../shared/dom.ts';
+import { icon } from '../shared/icons.ts';
 import { MessageView, type ReplyActions } from './message-view.ts';
 import { COMPARE_PRESETS, settingsPanel, toDecoding } from './settings.ts';
 import { Thread } from './thread.ts';
@@ -143,7 +144,7 @@ function renderList(): void {
   const items = conversations.map((c) => {
     const active = c.id === current.conversationId;
     const open = h('button', { type: 'button', class: 'open', 'aria-current': active ? 'page' : null, onclick: () => void openConversation(c.id) }, c.title || `Conversation ${c.id}`);
-    const del = h('button', { type: 'button', class: 'icon delete', 'aria-label': `Delete conversation: ${c.title || c.id}`, title: 'Delete' }, '🗑');
+    const del = h('button', { type: 'button', class: 'icon delete', 'aria-label': `Delete conversation: ${c.title || c.id}`, title: 'Delete' }, icon('trash'));
     del.addEventListener('click', () => {
       if (del.dataset.confirm) return void deleteConversation(c.id);
       del.dataset.confirm = '1';
@@ -159,13 +160,13 @@ function renderList(): void {
 // Errors and notices -------------------------------------------------------------------------------
 
 function showError(err: unknown): void {
-  const item = h('div', { class: 'alert' }, h('span', {}, plainWords(err)), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', onclick: () => item.remove() }, '×'));
+  const item = h('div', { class: 'alert' }, h('span', {}, plainWords(err)), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', onclick: () => item.remove() }, icon('close')));
   alertsEl.append(item);
   setTimeout(() => item.remove(), 12_000);
 }
 
 function showNotice(text: string): void {
-  noticeEl.replaceChildren(h('span', {}, text), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss notice', onclick: () => noticeEl.replaceChildren() }, '×'));
+  noticeEl.replaceChildren(h('span', {}, text), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss notice', onclick: () => noticeEl.replaceChildren() }, icon('close')));
 }
 
 // Generations --------------------------------------------------------------------------------------
@@ -429,6 +430,9 @@ const syncCompare = () => {
 };
 compareToggle.addEventListener('change', syncCompare);
 syncCompare();
+
+byId('new-chat').prepend(icon('plus'));
+sidebarBtn.append(icon('menu'));
 
 // Start --------------------------------------------------------------------------------------------
 

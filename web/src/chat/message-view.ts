@@ -6,6 +6,7 @@
  */
 import type { WireMessage } from '../../../server/protocol.ts';
 import { h } from '../shared/dom.ts';
+import { icon, type IconName } from '../shared/icons.ts';
 
 export interface ReplyActions {
   rate(m: WireMessage, value: 1 | -1 | 0, reason?: string): void;
@@ -62,16 +63,16 @@ export class MessageView {
       this.el = h('div', { class: `msg ${m.role}` }, h('span', { class: 'sr-only' }, m.role === 'user' ? 'You said: ' : 'System: '), this.body);
       return;
     }
-    const button = (label: string, icon: string, onclick: () => void, extra: Record<string, string> = {}) =>
-      h('button', { type: 'button', class: 'icon', 'aria-label': label, title: label, onclick, ...extra }, icon);
-    const prev = button('Previous reply', '‹', () => this.actions.switchSibling(this.m, -1));
-    const next = button('Next reply', '›', () => this.actions.switchSibling(this.m, 1));
+    const button = (label: string, name: IconName, onclick: () => void, extra: Record<string, string> = {}) =>
+      h('button', { type: 'button', class: 'icon', 'aria-label': label, title: label, onclick, ...extra }, icon(name));
+    const prev = button('Previous reply', 'prev', () => this.actions.switchSibling(this.m, -1));
+    const next = button('Next reply', 'next', () => this.actions.switchSibling(this.m, 1));
     const position = h('span', { class: 'position', 'aria-live': 'polite' });
     const siblings = h('span', { class: 'siblings' }, prev, position, next);
-    const up = button('Thumbs up', '👍', () => this.actions.rate(this.m, this.m.rating === 1 ? 0 : 1), { 'aria-pressed': 'false' });
-    const down = button('Thumbs down', '👎', () => this.onThumbsDown(), { 'aria-pressed': 'false' });
-    const regenerate = button('Regenerate', '↻', () => this.actions.regenerate(this.m));
-    const copy = button('Copy', '⧉', () => this.actions.copy(this.m));
+    const up = button('Thumbs up', 'thumbsUp', () => this.actions.rate(this.m, this.m.rating === 1 ? 0 : 1), { 'aria-pressed': 'false' });
+    const down = button('Thumbs down', 'thumbsDown', () => this.onThumbsDown(), { 'aria-pressed': 'false' });
+    const regenerate = button('Regenerate', 'regenerate', () => this.actions.regenerate(this.m));
+    const copy = button('Copy', 'copy', () => this.actions.copy(this.m));
     const version = h('span', { class: 'version' });
     const note = h('span', { class: 'note' });
     const reason = h('input', { type: 'text', maxlength: 1000, 'aria-label': 'What was wrong? (optional)', placeholder: 'What was wrong? (optional)' });

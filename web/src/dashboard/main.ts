@@ -7,6 +7,7 @@
 import type { ModelVersionInfo } from '../../../server/protocol.ts';
 import { AdminClient, ChatError, plainWords, type AdminStats, type ExportKind, type TrainingRunInfo } from '../../client/index.ts';
 import { byId, h } from '../shared/dom.ts';
+import { icon } from '../shared/icons.ts';
 import { LineChart } from './charts.ts';
 import '../shared/base.css';
 import './dashboard.css';
@@ -32,7 +33,7 @@ byId('charts').append(charts.rm.el, charts.ppo.el, charts.thumbs.el);
 
 function showError(err: unknown): void {
   const text = err instanceof ChatError && err.code === 'not_found' ? `This server does not offer that yet (${err.message}).` : plainWords(err);
-  alertsEl.replaceChildren(h('div', { class: 'alert' }, h('span', {}, text), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', onclick: () => alertsEl.replaceChildren() }, '×')));
+  alertsEl.replaceChildren(h('div', { class: 'alert' }, h('span', {}, text), h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', onclick: () => alertsEl.replaceChildren() }, icon('close'))));
 }
 
 // Sign-in ------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ function renderStats(s: AdminStats & { derived?: true }): void {
   setStat('pairs-sources', Object.entries(s.pairs.by_source ?? {}).map(([k, v]) => `${k} ${v}`).join(' · ') || 'none yet');
   setStat('ratings-total', String(s.ratings.total));
   setStat('ratings-label', s.derived ? 'Ratings outside pairs' : 'Ratings');
-  setStat('ratings-split', `👍 ${s.ratings.up} · 👎 ${s.ratings.down}`);
+  setStat('ratings-split', `${s.ratings.up} up · ${s.ratings.down} down`);
   const rate = s.ratings.total > 0 ? s.ratings.up / s.ratings.total : null;
   setStat('thumbs-rate', rate === null ? '–' : `${Math.round(rate * 100)}%`);
   const byVersion = [...(s.by_version ?? [])].sort((a, b) => a.model_version - b.model_version);

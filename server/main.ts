@@ -6,7 +6,6 @@
  */
 import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { createServer } from './server.ts';
 
 let config: ServerConfig;
 try {
@@ -18,6 +17,8 @@ try {
 
 const log = createLogger(config.logLevel);
 try {
+  // Imported after the configuration is known good, so that a bad one fails fast.
+  const { createServer } = await import('./server.ts');
   const server = await createServer(config, { logger: log });
   log.info({ url: server.url, database: server.deps.dbKind, model_version: server.deps.models.current?.id }, `listening on ${server.url}`);
   let signals = 0;

@@ -1,0 +1,213 @@
+// Start-up pieces of the server: configuration, limits, admin token, origin rule, the client-frame
+// schema, choosing the served model version, and `npm start` as a real process (health, SIGTERM).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { ensureAdminToken } from '../server/admin-token.ts';
+import { originAllowed } from '../server/auth.ts';
+import { SessionLimits } from '../server/chat/limits.ts';
+import { ConfigError, loadConfig } from '../server/config.ts';
+import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../server/db/index.ts';
+import { ensureActivePolicy } from '../server/default-model.ts';
+import { ApiError } from '../server/errors.ts';
+import { ClientFrameSchema } from '../server/protocol.ts';
+import { tinyCheckpoint } from './helpers/server-harness.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const silent = pino({ level: 'silent' });
+
+describe('configuration', () => {
+  test('defaults: loopback port 8080, PGlite under ./.state, limits named', () => {
+    const c = loadConfig({ env: {}, cwd: '/srv/app' });
+    assert.equal(c.port, 8080);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.stateDir, '/srv/app/.state');
+    assert.deepEqual(c.allowedOrigins, []);
+    assert.deepEqual(c.engine, { maxRows: 16, maxQueue: 32 });
+    assert.equal(c.limits.maxNewTokens, 256);
+  });
+
+  test('flags win over the environment; empty variables count as unset', () => {
+    const c = loadConfig({ env: { PORT: '9000', HOST: '', ALLOWED_ORIGINS: 'https://a.example, http://b.example:8080' }, argv: ['--port', '9001', '--checkpoint', 'm'], cwd: '/x' });
+    assert.equal(c.port, 9001);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.checkpoint, '/x/m');
+    assert.deepEqual(c.allowedOrigins, ['https://a.example', 'http://b.example:8080']);
+  });
+
+  test('invalid values stop start-up with every problem named', () => {
+    assert.throws(
+      () => loadConfig({ env: { PORT: 'eighty', MAX_BEAM_WIDTH: '99', DATABASE_URL: 'mysql://x', ADMIN_TOKEN: 'short', ALLOWED_ORIGINS: 'https://ok.example/path' } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        for (const name of ['PORT', 'MAX_BEAM_WIDTH', 'DATABASE_URL', 'ADMIN_TOKEN', 'ALLOWED_ORIGINS']) assert.match(err.message, new RegExp(name));
+        assert.match(err.message, /MAX_BEAM_WIDTH="99": must be an integer in \[1, 16\]/);
+        return true;
+      },
+    );
+    assert.throws(() => loadConfig({ env: {}, argv: ['--colour', 'red'] }), /Unknown option '--colour'/);
+  });
+});
+
+describe('limits, tokens and origins', () => {
+  test('a session gets MAX_INFLIGHT_PER_SESSION slots and RATE_LIMIT_PER_MINUTE starts per minute', () => {
+    let now = 0;
+    const limits = new SessionLimits({ maxInflightPerSession: 2, rateLimitPerMinute: 3 }, () => now);
+    const r1 = limits.acquire(1);
+    limits.acquire(1);
+    assert.throws(() => limits.acquire(1), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_SESSION/.test(e.message));
+    limits.acquire(2, 2); // other sessions are separate
+    r1();
+    r1(); // releasing twice is harmless
+    limits.acquire(1);
+    const r = limits.acquire.bind(limits);
+    assert.throws(() => r(1), /RATE_LIMIT_PER_MINUTE|MAX_INFLIGHT/);
+    now += 61_000;
+    assert.throws(() => limits.acquire(1), /MAX_INFLIGHT_PER_SESSION/, 'the window moved on, the in-flight limit still holds');
+  });
+
+  test('the admin token is generated once into STATE_DIR with mode 0600, then reused; ADMIN_TOKEN wins', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'admin-token-'));
+    try {
+      const first = await ensureAdminToken({ stateDir: dir });
+      assert.equal(first.created, true);
+      assert.equal((await stat(first.file!)).mode & 0o777, 0o600);
+      const again = await ensureAdminToken({ stateDir: dir });
+      assert.deepEqual([again.token, again.created], [first.token, false]);
+      assert.equal((await ensureAdminToken({ stateDir: dir, adminToken: 'x'.repeat(20) })).token, 'x'.repeat(20));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('Origin: same host allowed, allow-list allowed, others refused, no Origin (not a browser) allowed', () => {
+    assert.equal(originAllowed('http://localhost:8080', 'localhost:8080', []), true);
+    assert.equal(originAllowed('https://chat.example', 'localhost:8080', ['https://chat.example']), true);
+    assert.equal(originAllowed('https://evil.example', 'localhost:8080', ['https://chat.example']), false);
+    assert.equal(originAllowed('http://localhost:9999', 'localhost:8080', []), false);
+    assert.equal(originAllowed(undefined, 'localhost:8080', []), true);
+  });
+
+  test('the client-frame schema accepts the documented frames and refuses unknown fields', () => {
+    const ok = [
+      { type: 'chat', id: 1, content: 'hi' },
+      { type: 'chat', id: 'a', conversation_id: 3, parent_id: null, content: 'hi', decoding: { strategy: 'beam_search', beam_width: 4 } },
+      { type: 'regenerate', id: 2, message_id: 9 },
+      { type: 'cancel', id: 2 },
+      { type: 'rate', message_id: 9, value: 0 },
+      { type: 'compare', content: 'hi', a: { id: 'x' }, b: { id: 'y', decoding: { strategy: 'sample' } } },
+      { type: 'choose', a: 1, b: 2, choice: 'both_bad' },
+    ];
+    for (const frame of ok) assert.equal(ClientFrameSchema.safeParse(frame).success, true, JSON.stringify(frame));
+    for (const frame of [{ type: 'chat', id: 1, content: '' }, { type: 'cancel' }, { type: 'rate', message_id: 1, value: 1, extra: 1 }, { type: 'choose', a: 1, b: 2, choice: 'c' }]) {
+      assert.equal(ClientFrameSchema.safeParse(frame).success, false, JSON.stringify(frame));
+    }
+  });
+});
+
+describe('which model version is served', () => {
+  let handle: DatabaseHandle;
+  let dir: string;
+  before(async () => {
+    handle = await openMemoryDatabase();
+    await migrateToLatest(handle.db);
+    dir = await mkdtemp(join(tmpdir(), 'served-'));
+  });
+  after(async () => {
+    await handle.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('with no version and no checkpoint anywhere, a random tiny model is created under STATE_DIR', async () => {
+    const version = await ensureActivePolicy(handle.db, { stateDir: join(dir, 'state') }, silent);
+    const shipped = await stat(join(ROOT, 'models/default')).then(() => true, () => false);
+    if (shipped) assert.equal(version.metrics.source, 'default');
+    else assert.deepEqual([version.metrics.source, version.checkpoint_path], ['init', join(dir, 'state/models/init-tiny')]);
+    assert.equal(version.status, 'active');
+  });
+
+  test('CHECKPOINT is registered once and activated; another checkpoint becomes the next active version', async () => {
+    const a = join(dir, 'a');
+    await cp(await tinyCheckpoint(), a, { recursive: true });
+    const initial = await getActiveModelVersion(handle.db, 'policy');
+    const v1 = await ensureActivePolicy(handle.db, { checkpoint: a, stateDir: dir }, silent);
+    assert.equal(v1.parent_id, initial?.id ?? null);
+    assert.deepEqual([v1.status, v1.checkpoint_path, v1.metrics.source], ['active', a, 'checkpoint']);
+    const meta = JSON.parse(await readFile(join(a, 'meta.json'), 'utf8'));
+    assert.equal(v1.sha256, meta.weights.sha256);
+    assert.equal((await ensureActivePolicy(handle.db, { checkpoint: a, stateDir: dir }, silent)).id, v1.id);
+    assert.equal((await ensureActivePolicy(handle.db, { stateDir: dir }, silent)).id, v1.id, 'without CHECKPOINT the active version stays');
+
+    const b = join(dir, 'b');
+    await cp(a, b, { recursive: true });
+    const v2 = await ensureActivePolicy(handle.db, { checkpoint: b, stateDir: dir }, silent);
+    assert.notEqual(v2.id, v1.id);
+    assert.equal(v2.parent_id, v1.id);
+    assert.equal((await getActiveModelVersion(handle.db, 'policy'))?.id, v2.id);
+    assert.equal((await listModelVersions(handle.db)).find((v) => v.id === v1.id)?.status, 'retired');
+  });
+
+  test('a path that is not a checkpoint is refused with a message', async () => {
+    await writeFile(join(dir, 'file.txt'), 'x');
+    await assert.rejects(ensureActivePolicy(handle.db, { checkpoint: dir, stateDir: dir }, silent), /not a checkpoint: cannot read meta.json/);
+  });
+
+});
+
+describe('npm start', () => {
+  const start = (args: string[], env: Record<string, string>) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TFJS_BACKEND: process.env.TFJS_BACKEND ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    void exited.then(() => clearTimeout(timer));
+    return { child, exited, output: () => out };
+  };
+
+  test('an invalid configuration exits 2 naming the variable', async () => {
+    const run = start(['--port', 'x'], {});
+    assert.equal(await run.exited, 2);
+    assert.match(run.output(), /PORT="x": must be an integer/);
+  });
+
+  test('serves /health, stops gracefully on SIGTERM, and a database it cannot reach stops start-up', async () => {
+    const state = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    try {
+      const run = start([], { PORT: '0', STATE_DIR: state, CHECKPOINT: await tinyCheckpoint(), LOG_LEVEL: 'info' });
+      const url = await new Promise<string>((resolve, reject) => {
+        const poll = setInterval(() => {
+          const m = /listening on (http:\/\/[\d.:]+)/.exec(run.output());
+          if (m) {
+            clearInterval(poll);
+            resolve(m[1]);
+          }
+        }, 50);
+        void run.exited.then((code) => reject(new Error(`exited ${code}: ${run.output()}`)));
+      });
+      const health = (await (await fetch(`${url}/health`)).json()) as { ready: boolean; database: { kind: string } };
+      assert.deepEqual([health.ready, health.database.kind], [true, 'pglite']);
+      assert.match(run.output(), /Admin token \(shown once/);
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 0);
+      assert.match(run.output(), /"msg":"stopped"/);
+
+      const bad = start([], { PORT: '0', STATE_DIR: state, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+      assert.equal(await bad.exited, 1);
+      assert.match(bad.output(), /start-up failed: cannot connect to PostgreSQL/);
+    } finally {
+      await rm(state, { recursive: true, force: true });
+    }
+  });
+});

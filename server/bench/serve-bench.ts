@@ -1,0 +1,184 @@
+/**
+ * `npm run bench:serve -- [--json] [--checkpoint DIR | --preset small|tiny] [--url http://127.0.0.1:PORT]
+ *   [--concurrency 1,8] [--rounds 3] [--max-new-tokens 64] [--timeout-s 300]`
+ *
+ * Serving latency and throughput through the real WebSocket API: for each concurrency level, that
+ * many users (one session and socket each) send a greedy chat at the same moment; per stream it
+ * records time to first token (request sent → first delta) and the gaps between deltas (inter-token
+ * latency), and per round the aggregate tokens/s (completion tokens / wall time of the round). One
+ * unmeasured warm-up round first. Without --url it starts its own server on a free loopback port
+ * (embedded in-memory database; the given checkpoint, else models/default, else a randomly
+ * initialised `--preset` model in a temporary directory). --url must be a loopback address.
+ * Bounded: a fixed number of rounds and streams, and --timeout-s for the whole run.
+ * Prints progress on stderr and one JSON object on the last stdout line.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { loadConfig } from '../config.ts';
+import { openMemoryDatabase } from '../db/index.ts';
+import type { ServerFrame } from '../protocol.ts';
+import { createServer } from '../server.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const log = (line: string) => void process.stderr.write(`[bench:serve] ${line}\n`);
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    checkpoint: { type: 'string' },
+    preset: { type: 'string', default: 'small' },
+    url: { type: 'string' },
+    concurrency: { type: 'string', default: '1,8' },
+    rounds: { type: 'string', default: '3' },
+    'max-new-tokens': { type: 'string', default: '64' },
+    'timeout-s': { type: 'string', default: '300' },
+  },
+  strict: true,
+});
+
+const levels = args.concurrency.split(',').map(Number);
+const rounds = Number(args.rounds);
+const maxNewTokens = Number(args['max-new-tokens']);
+if (levels.some((n) => !Number.isInteger(n) || n < 1 || n > 64) || !(rounds >= 1 && rounds <= 20) || !(maxNewTokens >= 1 && maxNewTokens <= 1024)) {
+  process.stderr.write('bench:serve: --concurrency must list integers in [1, 64], --rounds in [1, 20], --max-new-tokens in [1, 1024]\n');
+  process.exit(2);
+}
+const deadline = Date.now() + Number(args['timeout-s']) * 1000;
+
+interface Stream {
+  ttftMs: number;
+  gapsMs: number[];
+  tokens: number;
+  sentAt: number;
+  doneAt: number;
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+async function openSocket(url: string): Promise<WebSocket> {
+  const res = await fetch(`${url}/api/session`, { method: 'POST' });
+  const { token } = (await res.json()) as { token: string };
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws?token=${token}`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return ws;
+}
+
+/** One chat on `ws`, timed from the moment it is sent. */
+function chat(ws: WebSocket, id: string, content: string): Promise<Stream> {
+  return new Promise((resolve, reject) => {
+    const sentAt = performance.now();
+    let last = 0;
+    let first = 0;
+    const gapsMs: number[] = [];
+    const timer = setTimeout(() => reject(new Error(`stream ${id} timed out`)), Math.max(1000, deadline - Date.now()));
+    const onMessage = (data: WebSocket.RawData) => {
+      const f = JSON.parse(String(data)) as ServerFrame;
+      if (!('id' in f) || f.id !== id) return;
+      const now = performance.now();
+      if (f.type === 'delta') {
+        if (first === 0) first = now;
+        else gapsMs.push(now - last);
+        last = now;
+      } else if (f.type === 'done' || f.type === 'error') {
+        clearTimeout(timer);
+        ws.off('message', onMessage);
+        if (f.type === 'error') reject(new Error(`${f.code}: ${f.message}`));
+        else resolve({ ttftMs: (first || now) - sentAt, gapsMs, tokens: f.usage.completion_tokens, sentAt, doneAt: now });
+      }
+    };
+    ws.on('message', onMessage);
+    ws.send(JSON.stringify({ type: 'chat', id, content, decoding: { strategy: 'greedy', max_new_tokens: maxNewTokens } }));
+  });
+}
+
+async function runLevel(url: string, n: number) {
+  const sockets = await Promise.all(Array.from({ length: n }, () => openSocket(url)));
+  try {
+    const prompts = ['how are you ?', 'what is your name ?', 'tell me a story .', 'where do you live ?'];
+    const round = (r: number) => Promise.all(sockets.map((ws, i) => chat(ws, `c${n}-r${r}-s${i}`, prompts[i % prompts.length])));
+    await round(-1); // warm-up
+    const streams: Stream[] = [];
+    const throughputs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      if (Date.now() > deadline) throw new Error('--timeout-s reached');
+      const got = await round(r);
+      streams.push(...got);
+      const wallS = (Math.max(...got.map((s) => s.doneAt)) - Math.min(...got.map((s) => s.sentAt))) / 1000;
+      throughputs.push(got.reduce((t, s) => t + s.tokens, 0) / wallS);
+    }
+    const ttft = streams.map((s) => s.ttftMs);
+    const gaps = streams.flatMap((s) => s.gapsMs);
+    const result = {
+      concurrency: n,
+      streams: streams.length,
+      completion_tokens: streams.reduce((t, s) => t + s.tokens, 0),
+      ttft_ms: { p50: round2(percentile(ttft, 50)), p99: round2(percentile(ttft, 99)) },
+      inter_token_ms: { p50: round2(percentile(gaps, 50)), p99: round2(percentile(gaps, 99)) },
+      tokens_per_s: round2(percentile(throughputs, 50)),
+    };
+    log(`${n} concurrent: ttft p50 ${result.ttft_ms.p50} ms p99 ${result.ttft_ms.p99} ms, inter-token p50 ${result.inter_token_ms.p50} ms p99 ${result.inter_token_ms.p99} ms, ${result.tokens_per_s} tokens/s`);
+    return result;
+  } finally {
+    for (const ws of sockets) ws.close();
+  }
+}
+
+async function main(): Promise<void> {
+  let url = args.url;
+  let stop = async () => {};
+  let model: Record<string, unknown> = { url };
+  if (url) {
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname)) throw new Error('--url must be a loopback address (127.0.0.1, localhost, [::1])');
+  } else {
+    const state = await mkdtemp(join(tmpdir(), 'bench-serve-'));
+    let checkpoint = args.checkpoint ?? (existsSync(join(ROOT, 'models/default')) ? join(ROOT, 'models/default') : undefined);
+    if (!checkpoint) {
+      const { initCheckpoint } = await import('../../model/cli/init-checkpoint.ts');
+      if (args.preset !== 'small' && args.preset !== 'tiny') throw new Error('--preset must be small or tiny');
+      log(`no checkpoint: using a randomly initialised ${args.preset} model`);
+      checkpoint = await initCheckpoint({ preset: args.preset, out: join(state, 'model'), text: join(ROOT, 'tests/fixtures/wiki-sample.txt') });
+    }
+    const config = loadConfig({ env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STATE_DIR: state, CHECKPOINT: checkpoint, LOG_LEVEL: 'warn', ADMIN_TOKEN: 'bench-admin-token-not-secret', RATE_LIMIT_PER_MINUTE: '100000', SHUTDOWN_GRACE_MS: '0', DATABASE_URL: '' } });
+    const database = await openMemoryDatabase();
+    const server = await createServer(config, { database });
+    url = server.url;
+    const loaded = server.deps.engine.activeModel;
+    model = { checkpoint, params: loaded?.params, config: loaded?.config, backend: server.deps.engine.engine.name, engine_max_rows: config.engine.maxRows };
+    stop = async () => {
+      await server.close();
+      await database.close();
+      await rm(state, { recursive: true, force: true });
+    };
+  }
+  try {
+    log(`server ${url}; ${rounds} rounds per level, max_new_tokens ${maxNewTokens}, greedy`);
+    const results = [];
+    for (const n of levels) results.push(await runLevel(url, n));
+    const out = { bench: 'serve', url, model, max_new_tokens: maxNewTokens, rounds, levels: results };
+    process.stdout.write(args.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+  } finally {
+    await stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:serve: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

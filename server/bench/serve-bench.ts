@@ -152,7 +152,7 @@ async function main(): Promise<void> {
       log(`no checkpoint: using a randomly initialised ${args.preset} model`);
       checkpoint = await initCheckpoint({ preset: args.preset, out: join(state, 'model'), text: join(ROOT, 'tests/fixtures/wiki-sample.txt') });
     }
-    const config = loadConfig({ env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STATE_DIR: state, CHECKPOINT: checkpoint, LOG_LEVEL: 'warn', ADMIN_TOKEN: 'bench-admin-token-not-secret', RATE_LIMIT_PER_MINUTE: '100000', SHUTDOWN_GRACE_MS: '0', DATABASE_URL: '' } });
+    const config = loadConfig({ env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STATE_DIR: state, CHECKPOINT: checkpoint, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ADMIN_TOKEN: 'bench-admin-token-not-secret', RATE_LIMIT_PER_MINUTE: '100000', SHUTDOWN_GRACE_MS: '0', DATABASE_URL: '' } });
     const database = await openMemoryDatabase();
     const server = await createServer(config, { database });
     url = server.url;

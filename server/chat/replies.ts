@@ -1,8 +1,8 @@
 /**
  * Running replies: one or two (A/B) generations of the same prompt through the shared engine batch.
- * Order: engine first (busy is refused before anything is stored), then the new turns and empty reply
- * rows with the model version that writes them, then `start` and the deltas, and at the end the
- * stored reply gets its text, finish reason, token counts and timings. Each reply stops when its
+ * Order: engine first (busy is refused before anything is stored); while it takes the request, the
+ * new turns and the empty reply rows are written; then `start` and the deltas; at the end the stored
+ * reply gets its text, finish reason, token counts, timings and the model version that wrote it. Each reply stops when its
  * signal or the server's shutdown signal aborts; it is stored as "cancelled" with its text so far.
  */
 import type { DecodeOptions } from '../../model/decode/options.ts';
@@ -52,7 +52,7 @@ export function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'
 
 /**
  * Starts the replies, stores them and streams them to their sinks; resolves when all have ended.
- * Throws (an ApiError) only before any reply started: then nothing was stored.
+ * Throws only before any reply started (then nothing is stored, or the rows written are marked "error").
  */
 export async function runReplies(
   deps: ServerDeps,
@@ -74,14 +74,17 @@ export async function runReplies(
   const streams: ReplyStream[] = [];
   try {
     for (const [i, spec] of specs.entries()) streams.push(deps.engine.reply(prompt, spec.decoding, controllers[i].signal));
-    const started = await Promise.all(streams.map((s) => s.started));
-    versions = started.map((s) => Number(s.version));
-    stored = await storeTurn(
-      deps.db,
-      req.sessionId,
-      target,
-      started.map((s, i) => ({ modelVersionId: versions[i], decoding: specs[i].decoding, promptTokens: s.promptTokens })),
-    );
+    // The rows are written while the engine takes the request; the version is known once it has.
+    const storing = storeTurn(deps.db, req.sessionId, target, specs.map((s) => ({ decoding: s.decoding })));
+    const starting = Promise.all(streams.map((s) => s.started));
+    const [started, turn] = await Promise.allSettled([starting, storing]);
+    if (started.status === 'rejected' || turn.status === 'rejected') {
+      if (turn.status === 'fulfilled') await markFailed(deps, turn.value.replyIds);
+      throw started.status === 'rejected' ? started.reason : (turn as PromiseRejectedResult).reason;
+    }
+    stored = turn.value;
+    versions = started.value.map((s) => Number(s.version));
+    deps.log.debug({ start_ms: Math.round(performance.now() - req.receivedAt), replies: stored.replyIds }, 'reply started');
   } catch (err) {
     abortAll();
     throw err;
@@ -96,6 +99,12 @@ export async function runReplies(
       }),
     ),
   );
+}
+
+async function markFailed(deps: ServerDeps, ids: number[]): Promise<void> {
+  for (const id of ids) {
+    await finishReply(deps.db, id, { text: '', finishReason: 'error', timings: { ttft_ms: 0, total_ms: 0 } }).catch((err) => deps.log.error({ err }, 'marking a reply failed'));
+  }
 }
 
 async function pump(
@@ -135,7 +144,7 @@ async function pump(
   const timings = { ttft_ms: Math.round((first ?? end) - req.receivedAt), total_ms: Math.round(end - req.receivedAt) };
   try {
     if (!done) {
-      await finishReply(deps.db, start.messageId, { text, finishReason: 'error', timings, decoding: spec.decoding });
+      await finishReply(deps.db, start.messageId, { text, finishReason: 'error', timings, modelVersionId: start.modelVersion });
       deps.metrics.generations.inc({ api: req.api, finish_reason: 'error' });
       const error = toApiError(failure ?? new Error('the reply ended without finishing'));
       deps.log.error({ err: failure, message_id: start.messageId }, 'generation failed');
@@ -151,6 +160,7 @@ async function pump(
       timings,
       seed: done.seed,
       decoding: spec.decoding,
+      modelVersionId: start.modelVersion,
     });
     deps.metrics.generations.inc({ api: req.api, finish_reason: finishReason });
     deps.metrics.tokens.inc(done.completionTokens);

@@ -1,5 +1,5 @@
 // Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
-// starts, and the reply's text, finish reason, token counts and timings when it ends.
+// starts, and the reply's text, finish reason, token counts, timings and model version when it ends.
 import type { DecodeOptions } from '../../model/decode/options.ts';
 import { createConversation, inTransaction, insertMessage, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
 import type { ReplyTarget } from './targets.ts';
@@ -22,7 +22,7 @@ export async function storeTurn(
   db: Db,
   sessionId: number,
   target: ReplyTarget,
-  replies: { modelVersionId: number; decoding: DecodeOptions; promptTokens: number }[],
+  replies: { decoding: DecodeOptions }[],
 ): Promise<StoredTurn> {
   return inTransaction(db, async (trx) => {
     const firstUser = target.newTurns.find((t) => t.role === 'user') ?? target.newTurns[0];
@@ -38,9 +38,7 @@ export async function storeTurn(
         conversationId,
         parentId,
         role: 'assistant',
-        modelVersionId: r.modelVersionId,
         decoding: { ...r.decoding },
-        promptTokens: r.promptTokens,
       });
       replyIds.push(reply.id);
     }
@@ -51,15 +49,16 @@ export async function storeTurn(
 export async function finishReply(
   db: Db,
   id: number,
-  end: { text: string; finishReason: FinishReason; promptTokens?: number; completionTokens?: number; timings: MessageTimings; seed?: number; decoding: DecodeOptions },
+  end: { text: string; finishReason: FinishReason; modelVersionId?: number; promptTokens?: number; completionTokens?: number; timings: MessageTimings; seed?: number; decoding?: DecodeOptions },
 ): Promise<void> {
   await updateMessage(db, id, {
     content: end.text,
+    ...(end.modelVersionId !== undefined && { modelVersionId: end.modelVersionId }),
     finishReason: end.finishReason,
     ...(end.promptTokens !== undefined && { promptTokens: end.promptTokens }),
     ...(end.completionTokens !== undefined && { completionTokens: end.completionTokens }),
     timings: end.timings,
     // The seed a sampled reply really used, so that it can be reproduced.
-    ...(end.seed !== undefined && end.decoding.seed === undefined && { decoding: { ...end.decoding, seed: end.seed } }),
+    ...(end.seed !== undefined && end.decoding && end.decoding.seed === undefined && { decoding: { ...end.decoding, seed: end.seed } }),
   });
 }

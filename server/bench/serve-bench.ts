@@ -5,7 +5,8 @@
  * Serving latency and throughput through the real WebSocket API: for each concurrency level, that
  * many users (one session and socket each) send a greedy chat at the same moment; per stream it
  * records time to first token (request sent → first delta) and the gaps between deltas (inter-token
- * latency), and per round the aggregate tokens/s (completion tokens / wall time of the round). One
+ * latency, between WebSocket deltas: a delta holds the text of one or more tokens) and its mean time
+ * per token after the first, and per round the aggregate tokens/s (completion tokens / wall time of the round). One
  * unmeasured warm-up round first. Without --url it starts its own server on a free loopback port
  * (embedded in-memory database; the given checkpoint, else models/default, else a randomly
  * initialised `--preset` model in a temporary directory). --url must be a loopback address.
@@ -52,6 +53,8 @@ const deadline = Date.now() + Number(args['timeout-s']) * 1000;
 
 interface Stream {
   ttftMs: number;
+  /** (last delta − first delta) / (tokens − 1): the stream's mean time per token after the first. */
+  msPerToken: number;
   gapsMs: number[];
   tokens: number;
   sentAt: number;
@@ -97,7 +100,10 @@ function chat(ws: WebSocket, id: string, content: string): Promise<Stream> {
         clearTimeout(timer);
         ws.off('message', onMessage);
         if (f.type === 'error') reject(new Error(`${f.code}: ${f.message}`));
-        else resolve({ ttftMs: (first || now) - sentAt, gapsMs, tokens: f.usage.completion_tokens, sentAt, doneAt: now });
+        else {
+          const tokens = f.usage.completion_tokens;
+          resolve({ ttftMs: (first || now) - sentAt, msPerToken: tokens > 1 ? (last - first) / (tokens - 1) : NaN, gapsMs, tokens, sentAt, doneAt: now });
+        }
       }
     };
     ws.on('message', onMessage);
@@ -122,12 +128,14 @@ async function runLevel(url: string, n: number) {
     }
     const ttft = streams.map((s) => s.ttftMs);
     const gaps = streams.flatMap((s) => s.gapsMs);
+    const perToken = streams.map((s) => s.msPerToken).filter(Number.isFinite);
     const result = {
       concurrency: n,
       streams: streams.length,
       completion_tokens: streams.reduce((t, s) => t + s.tokens, 0),
       ttft_ms: { p50: round2(percentile(ttft, 50)), p99: round2(percentile(ttft, 99)) },
       inter_token_ms: { p50: round2(percentile(gaps, 50)), p99: round2(percentile(gaps, 99)) },
+      stream_ms_per_token: { p50: round2(percentile(perToken, 50)), p99: round2(percentile(perToken, 99)) },
       tokens_per_s: round2(percentile(throughputs, 50)),
     };
     log(`${n} concurrent: ttft p50 ${result.ttft_ms.p50} ms p99 ${result.ttft_ms.p99} ms, inter-token p50 ${result.inter_token_ms.p50} ms p99 ${result.inter_token_ms.p99} ms, ${result.tokens_per_s} tokens/s`);

@@ -17,7 +17,7 @@ export function requestContext({ log, metrics, header = 'X-Request-Id' }: { log:
     c.header(header, requestId);
     const t0 = performance.now();
     await next();
-    const route = routePath(c, -1);
+    const route = routePath(c);
     const status = c.res.status;
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(status) });
     const line = { method: c.req.method, path: c.req.path, route, status, ms: Math.round(performance.now() - t0) };

@@ -188,3 +188,13 @@ export async function listConversationMessages(db: Db, conversationId: number): 
     .orderBy('id')
     .execute();
 }
+
+/** The most recent user messages (newest first) with their transcripts up to them, as prompts for training. */
+export async function listRecentUserPrompts(db: Db, limit: number): Promise<ChatTurn[][]> {
+  const rows = await db.selectFrom('messages').select('id').where('role', '=', 'user').orderBy('id', 'desc').limit(limit).execute();
+  const transcripts = await findTranscripts(db, rows.map((r) => r.id));
+  return rows.flatMap((r) => {
+    const t = transcripts.get(r.id);
+    return t ? [t] : [];
+  });
+}

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { mkdtemp, rm as removeDir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { saveModel } from '../model/model-checkpoint.ts';
+import {
+  createConversation,
+  createSession,
+  getActiveModelVersion,
+  getModelVersion,
+  insertMessage,
+  migrateToLatest,
+  openMemoryDatabase,
+  recordRating,
+  type DatabaseHandle,
+} from '../server/db/index.ts';
+import { collectRunData } from '../trainer/online/db-inputs.ts';
+import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online-run.ts';
+import { publishRun } from '../trainer/online/publish.ts';
+import { PpoConfigSchema } from '../trainer/ppo/config.ts';
+import type { ProgressReporter } from '../trainer/progress.ts';
+import { trainedTinyModel } from './helpers/tiny-model.ts';
+
+const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
+let handle: DatabaseHandle;
+let dir: string;
+
+before(async () => {
+  handle = await openMemoryDatabase();
+  await migrateToLatest(handle.db);
+  dir = await mkdtemp(join(tmpdir(), 'online-publish-'));
+  const { model, tokenizer } = await trainedTinyModel(40);
+  await saveModel(join(dir, 'active'), { model, tokenizer });
+  model.dispose();
+});
+after(async () => {
+  await handle.close();
+  await removeDir(dir, { recursive: true, force: true });
+});
+
+describe('online run against the feedback store', () => {
+  test('pairs and ratings are collected, the run is published, and the versions follow the gate', async () => {
+    const db = handle.db;
+    const { session } = await createSession(db);
+    for (let i = 0; i < 6; i++) {
+      const conversation = await createConversation(db, { sessionId: session.id });
+      const prompt = await insertMessage(db, { conversationId: conversation.id, role: 'user', content: `The game ${i}` });
+      const good = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: 'the war of the year' });
+      const bad = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: '' });
+      await recordRating(db, { sessionId: session.id, messageId: good.id, value: 1 });
+      await recordRating(db, { sessionId: session.id, messageId: bad.id, value: -1 });
+      const lonely = await insertMessage(db, { conversationId: conversation.id, parentId: good.id, role: 'user', content: 'and then ?' });
+      const reply = await insertMessage(db, { conversationId: conversation.id, parentId: lonely.id, role: 'assistant', content: 'the city' });
+      await recordRating(db, { sessionId: session.id, messageId: reply.id, value: 1 });
+    }
+    const data = await collectRunData(db, { heldOutEvery: 3, maxPrompts: 50 });
+    assert.equal(data.pairs.length + data.heldOutPairs.length, 6, 'one pair per regenerated prompt');
+    assert.ok(data.heldOutPairs.length >= 1 && data.pairs.length >= 1);
+    assert.deepEqual(data.pairs[0].prompt, [{ role: 'user', content: data.pairs[0].prompt[0].content }]);
+    assert.equal(data.ratings.length, 6, 'the single ratings without a sibling');
+    assert.ok(data.ratings.every((r) => r.label === 1 && r.prompt.length === 3));
+    assert.equal(data.prompts.length, 12);
+
+    const result = await runOnlineTraining({
+      policyDir: join(dir, 'active'),
+      referenceDir: join(dir, 'active'),
+      rewardDir: null,
+      ...data,
+      gatePrompts: data.prompts.slice(0, 4),
+      gateDialogues: data.prompts.slice(0, 4).map((p) => [...p, { role: 'assistant' as const, content: 'the war' }]),
+      outDir: join(dir, 'run1'),
+      config: { ...ONLINE_RUN_DEFAULTS, rm: { ...ONLINE_RUN_DEFAULTS.rm, maxSteps: 5, batchSize: 4 }, ppo: PpoConfigSchema.parse({ iterations: 1, batchSize: 4, miniBatchSize: 4, ppoEpochs: 1, maxNewTokens: 6 }) },
+      progress: quiet,
+    });
+    const published = await publishRun(db, result, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds });
+    const policy = await getModelVersion(db, published.policyVersionId);
+    assert.equal(policy?.status, result.policy.gate.passed ? 'active' : 'rejected');
+    if (!result.policy.gate.passed) assert.deepEqual(policy?.reasons, result.policy.gate.reasons);
+    assert.equal((await getActiveModelVersion(db, 'reward'))?.id, published.rewardVersionId);
+    const again = await collectRunData(db, { heldOutEvery: 3, maxPrompts: 50 });
+    assert.equal(again.pairs.length, data.pairs.length);
+  });
+});

@@ -82,7 +82,7 @@ function render(): void {
   const nodes: HTMLElement[] = [];
   const threadBusy = busy(current);
   for (const m of current.path()) {
-    if (comparison && comparison.thread === current && m === comparison.a && current.messages.get(comparison.b.id) === comparison.b) {
+    if (comparison && comparison.thread === current && (m === comparison.a || m === comparison.b) && current.messages.get(comparison.a.id) === comparison.a && current.messages.get(comparison.b.id) === comparison.b) {
       nodes.push(compareBlock(comparison, threadBusy));
       break;
     }
@@ -132,7 +132,7 @@ function compareBlock(c: Comparison, threadBusy: boolean): HTMLElement {
     parts = { el, verdict, buttons };
     compareEls.set(c, parts);
   }
-  const sides = [c.a, c.b].map((m, i) => viewFor(m).update(m, { index: 1, count: 1, streaming: isStreaming(m), busy: threadBusy, label: i === 0 ? 'Reply A' : 'Reply B', noSiblings: true }).el);
+  const sides = [c.a, c.b].map((m, i) => viewFor(m).update(m, { index: 1, count: 1, streaming: isStreaming(m), busy: threadBusy, label: i === 0 ? 'Reply A' : 'Reply B', inCompare: true }).el);
   syncChildren(parts.el.querySelector('.sides')!, sides);
   const ready = c.a.id > 0 && c.b.id > 0 && !isStreaming(c.a) && !isStreaming(c.b);
   for (const b of parts.buttons) b.disabled = !ready || c.choice !== null;
@@ -347,7 +347,7 @@ async function deleteConversation(id: number): Promise<void> {
 
 const STATUS_TEXT = { idle: 'Offline', connecting: 'Connecting…', open: 'Connected', reconnecting: 'Reconnecting…', closed: 'Offline' } as const;
 let wasOpen = false;
-let firstVersion: number | null = null;
+let lastVersion: number | null = null;
 
 client.on('status', (s) => {
   connEl.textContent = STATUS_TEXT[s];
@@ -364,9 +364,8 @@ client.on('status', (s) => {
 });
 client.on('model', (v) => {
   versionEl.textContent = `model v${v}`;
-  if (firstVersion === null) firstVersion = v;
-  else if (v !== firstVersion) showNotice(`Model v${v} now answers new messages.`);
-  firstVersion = v;
+  if (lastVersion !== null && v !== lastVersion) showNotice(`Model v${v} now answers new messages.`);
+  lastVersion = v;
 });
 client.on('session', () => {
   threads.clear();

@@ -24,8 +24,8 @@ export interface ViewState {
   busy: boolean;
   /** e.g. "Reply A" in compare mode. */
   label?: string;
-  /** Hide the sibling switcher (compare mode shows both replies instead). */
-  noSiblings?: boolean;
+  /** One side of an A/B comparison: no sibling switcher or Regenerate (both replies are on screen). */
+  inCompare?: boolean;
 }
 
 const FINISH_NOTES: Record<string, string> = {
@@ -124,7 +124,8 @@ export class MessageView {
     this.el.setAttribute('aria-label', s.label ?? 'Reply');
     p.label.textContent = s.label ?? '';
     p.label.hidden = !s.label;
-    p.siblings.hidden = s.count < 2 || !!s.noSiblings;
+    p.siblings.hidden = s.count < 2 || !!s.inCompare;
+    p.regenerate.hidden = !!s.inCompare;
     p.position.textContent = `${s.index}/${s.count}`;
     p.prev.disabled = s.index <= 1;
     p.next.disabled = s.index >= s.count;

@@ -57,6 +57,7 @@ export class LineChart {
     this.plot = new uPlot(
       {
         ...this.size(),
+        legend: { live: false },
         scales,
         axes,
         series: [

@@ -110,6 +110,7 @@ function renderStats(s: AdminStats & { derived?: true }): void {
   setStat('ratings-split', `${s.ratings.up} up · ${s.ratings.down} down`);
   const rate = s.ratings.total > 0 ? s.ratings.up / s.ratings.total : null;
   setStat('thumbs-rate', rate === null ? '–' : `${Math.round(rate * 100)}%`);
+  setStat('thumbs-label', s.derived ? 'of the ratings outside pairs' : 'of all ratings');
   const byVersion = [...(s.by_version ?? [])].sort((a, b) => a.model_version - b.model_version);
   charts.thumbs.setData(
     byVersion.map((v) => v.model_version),

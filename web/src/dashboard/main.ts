@@ -167,7 +167,7 @@ function renderModels(versions: ModelVersionInfo[], serving: number | null): voi
 
   const rewards = versions.filter((v) => v.kind === 'reward').sort((a, b) => a.id - b.id);
   charts.rm.setData(rewards.map((v) => v.id), [rewards.map((v) => metric(v, 'accuracy'))], { empty: 'No reward model versions with an accuracy yet.' });
-  const policies = versions.filter((v) => v.kind === 'policy').sort((a, b) => a.id - b.id);
+  const policies = versions.filter((v) => v.kind === 'policy' && metric(v, 'ppo_reward', 'reward_mean', 'ppo_kl', 'kl') !== null).sort((a, b) => a.id - b.id);
   charts.ppo.setData(
     policies.map((v) => v.id),
     [policies.map((v) => metric(v, 'ppo_reward', 'reward_mean')), policies.map((v) => metric(v, 'ppo_kl', 'kl'))],

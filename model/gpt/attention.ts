@@ -63,10 +63,10 @@ export function attentionFull(
     const rows = tf.reshape(tf.transpose(x4, [2, 0, 1, 3]), [3, pairs, t * hs]); // (3, H*B, T*hs)
     // Column layout: the same blocks transposed, (hs, T); used for k^T (forward) and v^T (backward).
     const cols = tf.reshape(tf.transpose(x4, [2, 0, 3, 1]), [3, pairs, hs * t]); // (3, H*B, hs*T)
-    const parts = blockIndices(3);
+    const parts = blockIndices(3); // 3 x (1): q, k, v
     const [qRows, kRows, vRows] = parts.map((i) => tf.reshape(tf.gatherND(rows, i), [pairs, t, hs])) as tf.Tensor3D[]; // 3 x (H*B, T, hs)
     const [, kCols, vCols] = parts.map((i) => tf.reshape(tf.gatherND(cols, i), [pairs, hs, t])) as tf.Tensor3D[]; // 3 x (H*B, hs, T)
-    const indices = blockIndices(pairs);
+    const indices = blockIndices(pairs); // H*B x (1)
     const q = blocks(qRows, indices); // (T, hs) each
     const kT = blocks(kCols, indices); // (hs, T) each
     const v = blocks(vRows, indices); // (T, hs) each
@@ -80,7 +80,7 @@ export function attentionFull(
     return {
       value: out,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, svT, sProbs] = saved as tf.Tensor3D[];
+        const [sq, sk, svT, sProbs] = saved as tf.Tensor3D[]; // (H*B, T, hs) x 2, (H*B, hs, T), (H*B, T, T)
         const idx = blockIndices(pairs); // made again: the forward's are disposed with its scope
         const dy4 = tf.reshape(dy, [batch, t, nHeads, hs]); // (B, T, H, hs)
         const dOut = tf.reshape(tf.transpose(dy4, [2, 0, 1, 3]), [pairs, t, hs]) as tf.Tensor3D; // (H*B, T, hs)

@@ -28,7 +28,7 @@ export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, we
     return {
       value: tf.sub(lse, picked), // (N)
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sProbs, sAt] = saved;
+        const [sProbs, sAt] = saved; // (N, V), (N, 2)
         const scaled = tf.mul(sProbs, tf.reshape(dy, [n, 1])); // (N, V): P * dy
         const atTarget = tf.mul(tf.sub(tf.gatherND(sProbs, sAt), 1), dy); // (N): (P[target] - 1) * dy
         // Overwrite the N target entries: one copy pass, where subtracting a scattered one-hot costs two.

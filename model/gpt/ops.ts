@@ -88,7 +88,7 @@ export const matMul2d = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor
   return {
     value: tf.matMul(a, b), // (N, M)
     gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as tf.Tensor2D[];
+      const [sa, sb] = saved as tf.Tensor2D[]; // (N, K), (K, M)
       const dy2 = dy as tf.Tensor2D; // (N, M)
       return [tf.matMul(dy2, transpose2d(sb)), weightGrad(sa, dy2, false)[0]]; // (N, K), (K, M)
     },
@@ -106,7 +106,7 @@ export const matMulBT = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor
   return {
     value: tf.matMul(a, transpose2d(b)), // (N, K) @ (K, M) -> (N, M)
     gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as tf.Tensor2D[];
+      const [sa, sb] = saved as tf.Tensor2D[]; // (N, K), (M, K)
       const dy2 = dy as tf.Tensor2D; // (N, M)
       const da = tf.matMul(dy2, sb); // (N, M) @ (M, K) -> (N, K)
       const db = tf.matMul(transpose2d(dy2), sa); // (M, N) @ (N, K) -> (M, K)
@@ -124,7 +124,7 @@ const affine = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf
   return {
     value: tf.add(tf.matMul(x, w), b), // (N, Dout)
     gradFunc: (dy, saved) => {
-      const [sx, sw] = saved as tf.Tensor2D[];
+      const [sx, sw] = saved as tf.Tensor2D[]; // (N, Din), (Din, Dout)
       const dy2 = dy as tf.Tensor2D; // (N, Dout)
       const [dw, db] = weightGrad(sx, dy2, true); // (Din, Dout), (Dout)
       return [tf.matMul(dy2, transpose2d(sw)), dw, db!]; // (N, Din), (Din, Dout), (Dout)
@@ -172,7 +172,7 @@ export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
     return {
       value: tf.add(tf.mul(normed, g), b), // (N, D)
       gradFunc: (dy, saved) => {
-        const [sNormed, sRstd, sGamma] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const [sNormed, sRstd, sGamma] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D]; // (N, D), (N, 1), (D)
         const dy2 = dy as tf.Tensor2D; // (N, D)
         const gn = tf.mul(dy2, sGamma); // (N, D): gradient w.r.t. the normalised input
         const meanG = tf.mean(gn, -1, true); // (N, 1)
@@ -203,7 +203,7 @@ export const gelu = customGrad<(x: tf.Tensor2D) => tf.Tensor2D>((x, save) => {
   return {
     value: tf.mul(x, s), // (N, F)
     gradFunc: (dy, saved) => {
-      const [sx, ss] = saved;
+      const [sx, ss] = saved; // (N, F) x 2: x and sigmoid(u)
       const dudx = tf.add(tf.mul(tf.mul(sx, sx), 6 * GELU_C * GELU_A), 2 * GELU_C); // (N, F)
       const slope = tf.mul(tf.mul(tf.mul(sx, ss), tf.sub(1, ss)), dudx); // (N, F): x s (1 - s) du/dx
       return tf.mul(dy, tf.add(ss, slope)); // (N, F)

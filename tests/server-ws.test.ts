@@ -199,8 +199,9 @@ for (const target of databaseTargets()) {
       try {
         const before = await t.server.deps.engine.stats();
         let peakRows = 0;
+        let finished = false;
         const watching = (async () => {
-          for (let i = 0; i < 200 && peakRows < 8; i++) {
+          while (!finished && peakRows < 8) {
             peakRows = Math.max(peakRows, (await t.server.deps.engine.stats()).liveRows);
             await new Promise((r) => setTimeout(r, 5));
           }
@@ -208,6 +209,7 @@ for (const target of databaseTargets()) {
         const results = await Promise.all(
           sockets.map((s, i) => s.request({ type: 'chat', id: `u${i}`, content: `Story number ${i} begins`, decoding: { max_new_tokens: 32, repetition_penalty: 1.2 } })),
         );
+        finished = true;
         await watching;
         const after = await t.server.deps.engine.stats();
         const dones = results.map((r) => r.done).filter((d): d is DoneFrame => d !== undefined);

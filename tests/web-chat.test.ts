@@ -118,7 +118,7 @@ describe('web pages in Chromium', { skip }, () => {
     await t?.close();
   });
 
-  test('Enter sends and Shift+Enter adds a line; the reply streams into an article with Stop shown meanwhile, then matches what is stored', async () => {
+  test('Enter sends and Shift+Enter adds a line; the reply streams into an article with Stop shown meanwhile, matches what is stored, and Copy copies it', async () => {
     const box = page.getByLabel('Message');
     await box.fill('first line');
     await box.press('Shift+Enter');
@@ -151,6 +151,11 @@ describe('web pages in Chromium', { skip }, () => {
     const reply = stored.messages.find((m) => m.role === 'assistant')!;
     assert.equal(await replies().last().locator('.body').textContent(), reply.content);
     await replies().last().getByText(`model v${reply.model_version}`).waitFor();
+
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+    await replies().last().getByRole('button', { name: 'Copy', exact: true }).click();
+    await page.getByText('Copied the reply to the clipboard.').waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), reply.content);
   });
 
   test('Stop ends a long generation (stored as cancelled); decoding settings are remembered after a reload', async () => {
@@ -251,6 +256,24 @@ describe('web pages in Chromium', { skip }, () => {
     await until(async () => (await pairsOnDashboard()) === before + 1, 'the compare pair on the dashboard');
     assert.match((await dash.locator('#pairs-sources').textContent()) ?? '', /compare 1/);
     await page.getByLabel('A/B compare').uncheck();
+  });
+
+  test('a refused request is explained in plain words, and the message goes back into the box', async () => {
+    await button('New chat').click();
+    await button('Settings').click();
+    await page.getByLabel('Strategy').selectOption('beam_search');
+    await page.getByLabel('Beam width').fill('12');
+    await button('Settings').click();
+    await send('Hello');
+    await page.getByRole('alert').getByText(/The server refused the request: .*beam_width must be at most 8/).waitFor();
+    await until(async () => (await page.getByLabel('Message').inputValue()) === 'Hello', 'the message to come back');
+    assert.equal(await replies().count(), 0);
+    await page.getByRole('alert').getByRole('button', { name: 'Dismiss' }).click();
+    await button('Settings').click();
+    await page.getByLabel('Beam width').fill('4');
+    await page.getByLabel('Strategy').selectOption('sample');
+    await button('Settings').click();
+    await page.getByLabel('Message').fill('');
   });
 
   test('a reply or message containing HTML is shown as text and never run', async () => {

@@ -25,6 +25,7 @@ const connEl = byId('conn');
 const versionEl = byId('model-version');
 const noticeEl = byId('notice');
 const alertsEl = byId('alerts');
+const announcer = byId('announcer');
 const compareToggle = byId<HTMLInputElement>('compare-toggle');
 const comparePreset = byId<HTMLSelectElement>('compare-preset');
 const settingsBtn = byId<HTMLButtonElement>('toggle-settings');
@@ -215,6 +216,8 @@ async function follow(t: Thread, stream: ReplyStream, reply: WireMessage, user: 
     running.delete(r);
     pendingIds.delete(reply);
     scheduleRender();
+    // Screen readers hear that a reply ended (the streaming text itself is not a live region).
+    if (t === current && reply.finish_reason) announcer.textContent = reply.finish_reason === 'cancelled' ? 'Reply stopped.' : reply.finish_reason === 'error' ? 'The reply failed.' : 'Reply complete.';
   }
 }
 

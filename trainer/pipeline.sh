@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole offline pipeline on a small machine (2 CPU cores, no GPU), from corpora to the shipped
-# default chat model: tokenizer -> pretrain (WikiText + Brown) -> SFT (Cornell dialogues) -> eval
-# -> export to models/default/policy. Each stage checkpoints; rerun a stage with --resume to continue.
+# default models: tokenizer -> pretrain (WikiText + Brown) -> SFT (Cornell dialogues) -> eval
+# -> reward model (bootstrap pairs) -> export to models/default/{policy,reward}. Each training stage
+# checkpoints; rerun a stage with --resume to continue it.
 #
 #   CORPUS_DIR=/path/to/corpora npm run pipeline        (see README, section Corpora)
 #
-# Budgets (PRETRAIN_EPOCHS, SFT_STEPS) are the knobs for time; the defaults finish in about the time
-# the README states for a 2-core machine.
+# Budgets (PRETRAIN_EPOCHS, SFT_STEPS, RM_STEPS) are the knobs for time; the README states what the
+# defaults took on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +15,19 @@ cd "$(dirname "$0")/.."
 export CORPUS_DIR
 RUNS="${STATE_DIR:-./.state}/runs"
 PRESET="${PRESET:-small}"
-PRETRAIN_EPOCHS="${PRETRAIN_EPOCHS:-2}"
-SFT_STEPS="${SFT_STEPS:-2500}"
+PRETRAIN_EPOCHS="${PRETRAIN_EPOCHS:-1}"
+SFT_STEPS="${SFT_STEPS:-1000}"
+RM_STEPS="${RM_STEPS:-400}"
+DROPOUT="${DROPOUT:-0}"
 OUT="${OUT:-models/default}"
+HH_EVAL="$CORPUS_DIR/hh-rlhf/helpful-base/test.jsonl.gz"
 
 # 1. Tokenizer: byte-level BPE, 4096 ids, on WikiText + Brown + Cornell training dialogues.
 npm run -s train -- tokenizer --vocab-size=4096 --out="$RUNS/tokenizer/tokenizer.json"
 
 # 2. Pretraining: the small GPT learns English from packed WikiText + Brown text.
 npm run -s train -- pretrain --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
-  --epochs="$PRETRAIN_EPOCHS" --dropout="${DROPOUT:--1}" --out="$RUNS/pretrain"
+  --epochs="$PRETRAIN_EPOCHS" --dropout="$DROPOUT" --out="$RUNS/pretrain"
 
 # 3. SFT: multi-turn Cornell movie dialogues, loss on the assistant's turns only.
 npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --out="$RUNS/sft"
@@ -36,4 +40,12 @@ npm run -s eval -- --checkpoint "$RUNS/sft" --json | tail -n 1 > "$OUT/eval-sft.
 # 5. Ship the SFT model (also the PPO reference) without its optimizer state.
 npm run -s train -- export --from="$RUNS/sft" --out="$OUT/policy"
 npx tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" > "$OUT/EVAL.md"
-echo "default model written to $OUT/policy; report in $OUT/EVAL.md"
+
+# 6. The default reward model: bootstrap pairs from the Cornell training split (true reply over
+#    another conversation's, a repeated, an empty or a truncated one), evaluated on held-out bootstrap
+#    pairs and, when present, HH-RLHF helpful-base test.
+EVAL_PAIRS=""
+[ -f "$HH_EVAL" ] && EVAL_PAIRS="--eval-pairs=$HH_EVAL"
+npm run -s train -- rm --policy="$OUT/policy" --bootstrap-from-corpus --max-steps="$RM_STEPS" $EVAL_PAIRS --out="$OUT/reward" --json \
+  | tail -n 1 > "$OUT/eval-reward.json"
+echo "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"

@@ -1,9 +1,9 @@
 /**
  * Which policy the server serves at start-up. The database's active policy version wins, except:
  * - CHECKPOINT (env or --checkpoint) names a checkpoint: it is registered (once) and activated;
- * - no version is active yet: the default checkpoint (models/default, else the randomly initialised
+ * - no version is active yet: the default checkpoint (models/default/policy, else the randomly initialised
  *   `tiny` model under STATE_DIR, created here on first start) is registered and activated;
- * - the active version is that random fallback and models/default has appeared since: it takes over.
+ * - the active version is that random fallback and models/default/policy has appeared since: it takes over.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -44,7 +44,7 @@ export class ModelManager {
       for (let attempt = 0; attempt < 5; attempt++) {
         const version = await ensureActivePolicy(this.db, opts, this.log);
         if (version.metrics.source === 'init') {
-          this.log.warn({ version: version.id, checkpoint: version.checkpoint_path }, 'serving a randomly initialised model: replies are noise until a trained model is present (models/default or CHECKPOINT)');
+          this.log.warn({ version: version.id, checkpoint: version.checkpoint_path }, 'serving a randomly initialised model: replies are noise until a trained model is present (models/default/policy or CHECKPOINT)');
         }
         try {
           return await this.load(version);

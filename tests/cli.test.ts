@@ -157,7 +157,7 @@ test('generate: corrupted weights.bin exits 1 mentioning sha256', async () => {
   assert.match(errorLine(r), /sha256/);
 });
 
-test('default checkpoint: $CHECKPOINT, models/default, $STATE_DIR/models/init-tiny, else a hint', async () => {
+test('default checkpoint: $CHECKPOINT, models/default/policy, $STATE_DIR/models/init-tiny, else a hint', async () => {
   const cwd = join(root, 'cwd');
   await mkdir(cwd, { recursive: true });
   const state = join(root, 'state');
@@ -169,8 +169,8 @@ test('default checkpoint: $CHECKPOINT, models/default, $STATE_DIR/models/init-ti
   assert.throws(() => resolveDefaultCheckpoint({ env: { CHECKPOINT: 'nope' }, cwd }), /CHECKPOINT=nope/);
   await mkdir(join(state, 'models', 'init-tiny'), { recursive: true });
   assert.deepEqual(resolveDefaultCheckpoint({ env: { STATE_DIR: state }, cwd }), { dir: join(state, 'models', 'init-tiny'), source: 'state' });
-  await mkdir(join(cwd, 'models', 'default'), { recursive: true });
-  assert.deepEqual(resolveDefaultCheckpoint({ env: { STATE_DIR: state }, cwd }), { dir: join(cwd, 'models', 'default'), source: 'models/default' });
+  await mkdir(join(cwd, 'models', 'default', 'policy'), { recursive: true });
+  assert.deepEqual(resolveDefaultCheckpoint({ env: { STATE_DIR: state }, cwd }), { dir: join(cwd, 'models', 'default', 'policy'), source: 'models/default' });
   assert.deepEqual(resolveDefaultCheckpoint({ env: { CHECKPOINT: ckpt }, cwd }), { dir: resolve(ckpt), source: 'env' });
 });
 

@@ -126,7 +126,7 @@ describe('which model version is served', () => {
 
   test('with no version and no checkpoint anywhere, a random tiny model is created under STATE_DIR', async () => {
     const version = await ensureActivePolicy(handle.db, { stateDir: join(dir, 'state') }, silent);
-    const shipped = await stat(join(ROOT, 'models/default')).then(() => true, () => false);
+    const shipped = await stat(join(ROOT, 'models/default/policy')).then(() => true, () => false);
     if (shipped) assert.equal(version.metrics.source, 'default');
     else assert.deepEqual([version.metrics.source, version.checkpoint_path], ['init', join(dir, 'state/models/init-tiny')]);
     assert.equal(version.status, 'active');

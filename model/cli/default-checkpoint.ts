@@ -1,12 +1,15 @@
 /**
  * Where state lives and which checkpoint to use when none is named (CLI `generate`, later the server).
  *
- * Order: `$CHECKPOINT` if set (it must exist), else `models/default` if that directory exists, else
+ * Order: `$CHECKPOINT` if set (it must exist), else the shipped `models/default/policy` if it exists, else
  * `${STATE_DIR ?? './.state'}/models/init-tiny` (what `npm run init-model -- --preset tiny` writes).
  * Relative paths resolve against `cwd` (the process's working directory by default).
  */
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+
+/** Where the trained default chat model is shipped (written by `npm run pipeline`). */
+export const SHIPPED_POLICY_DIR = 'models/default/policy';
 
 /** The command that creates the fallback checkpoint. */
 export const INIT_MODEL_HINT = 'npm run init-model -- --preset tiny';
@@ -52,12 +55,12 @@ export function resolveDefaultCheckpoint(opts: { env?: NodeJS.ProcessEnv; cwd?: 
     if (!isDir(dir)) throw new NoCheckpointError(`CHECKPOINT=${fromEnv} is not a directory`);
     return { dir, source: 'env' };
   }
-  const modelsDefault = resolve(cwd, 'models/default');
+  const modelsDefault = resolve(cwd, SHIPPED_POLICY_DIR);
   if (isDir(modelsDefault)) return { dir: modelsDefault, source: 'models/default' };
   const init = resolve(cwd, initModelDir('tiny', env));
   if (isDir(init)) return { dir: init, source: 'state' };
   throw new NoCheckpointError(
-    `no checkpoint found (tried $CHECKPOINT, models/default, ${initModelDir('tiny', env)}); ` +
+    `no checkpoint found (tried $CHECKPOINT, ${SHIPPED_POLICY_DIR}, ${initModelDir('tiny', env)}); ` +
       `run \`${INIT_MODEL_HINT}\` or pass --checkpoint DIR`,
   );
 }

@@ -1,13 +1,14 @@
 /**
- * `tsx trainer/eval-report.ts pretrain.json sft.json`: the markdown report shipped beside the default
- * model, comparing the pretrained-only and the fine-tuned checkpoints, with sample replies.
+ * `tsx trainer/eval-report.ts pretrain.json sft.json [reward.json]`: the markdown report shipped beside
+ * the default models: the pretrained-only and the fine-tuned checkpoints compared, sample replies, and
+ * (when given) the reward model's held-out accuracy per source.
  */
 import { readFileSync } from 'node:fs';
 import type { EvalReport } from './evaluation.ts';
 
 type Saved = EvalReport & { checkpoint: string; step: number; seconds: number };
 
-const [pretrainPath, sftPath] = process.argv.slice(2);
+const [pretrainPath, sftPath, rewardPath] = process.argv.slice(2);
 if (!pretrainPath || !sftPath) {
   process.stderr.write('usage: tsx trainer/eval-report.ts PRETRAIN.json SFT.json\n');
   process.exit(2);
@@ -46,6 +47,19 @@ const out = [
   ...sft.samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.greedy)} | ${cell(s.beam_search)} |`),
   '',
 ];
+if (rewardPath) {
+  const rm = JSON.parse(readFileSync(rewardPath, 'utf8')) as { steps: number; eval: Record<string, { accuracy: number; margin: number; pairs: number }>; reward_mean: number; reward_std: number };
+  out.push(
+    '## Reward model',
+    '',
+    `Trained for ${rm.steps} steps on bootstrap pairs from the Cornell training split; reward mean ${f(rm.reward_mean)}, std ${f(rm.reward_std)} over its training replies.`,
+    '',
+    '| held-out pairs | pairs | accuracy | mean margin |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(rm.eval).map(([source, e]) => `| ${source} | ${e.pairs} | ${(100 * e.accuracy).toFixed(1)}% | ${f(e.margin)} |`),
+    '',
+  );
+}
 process.stdout.write(out.join('\n'));
 
 function cell(s: string): string {

@@ -48,4 +48,5 @@ EVAL_PAIRS=""
 [ -f "$HH_EVAL" ] && EVAL_PAIRS="--eval-pairs=$HH_EVAL"
 npm run -s train -- rm --policy="$OUT/policy" --bootstrap-from-corpus --max-steps="$RM_STEPS" $EVAL_PAIRS --out="$OUT/reward" --json \
   | tail -n 1 > "$OUT/eval-reward.json"
+npx tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" "$OUT/eval-reward.json" > "$OUT/EVAL.md"
 echo "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"

@@ -7,7 +7,7 @@ export const PpoConfigSchema = z
     batchSize: z.number().int().min(1).max(512).default(16).describe('prompts (replies) per rollout'),
     miniBatchSize: z.number().int().min(1).max(512).default(8).describe('replies per gradient step'),
     ppoEpochs: z.number().int().min(1).max(32).default(4).describe('passes over each rollout batch'),
-    lr: z.number().positive().max(1).default(1e-4).describe('policy learning rate'),
+    lr: z.number().positive().max(1).default(3e-4).describe('policy learning rate (3e-4 suits the 1-5M-parameter presets)'),
     valueLr: z.number().positive().max(1).default(1e-4).describe('value-model learning rate'),
     clipRange: z.number().positive().max(1).default(0.2).describe('PPO ratio clip epsilon'),
     valueClipRange: z.number().positive().default(0.2).describe('value prediction clip around the rollout values'),

@@ -230,7 +230,8 @@ export class PpoTrainer {
           let approxKl!: tf.Scalar;
           let ent!: tf.Scalar;
           const p = tf.variableGrads(() => {
-            const { logp, entropy } = actionLogProbs(this.models.policy, batch, cfg.temperature, true, cfg.entropyCoef > 0);
+            // Entropy is always measured (a metric); it enters the loss only with a bonus coefficient.
+            const { logp, entropy } = actionLogProbs(this.models.policy, batch, cfg.temperature, true, true);
             const l = policyLoss(logp, tf.tensor1d(oldLogp), tf.tensor1d(advantages), cfg.clipRange);
             clipFrac = tf.keep(l.clipFrac);
             approxKl = tf.keep(l.approxKl);

@@ -163,6 +163,18 @@ for (const target of databaseTargets()) {
       assert.equal(pair.rejected_message_id, b.done!.message_id);
       const alias = await admin('/api/feedback/export?source=siblings');
       assert.equal((await alias.text()).trim().split('\n').length, lines.filter((l) => l.source === 'siblings').length);
+
+      // The dashboard's counts: ratings by value, pairs by source, thumbs per version that wrote the reply.
+      assert.equal((await api('/api/admin/stats')).status, 401);
+      const stats = await (await admin('/api/admin/stats')).json();
+      assert.ok(stats.ratings.up >= 1 && stats.ratings.down >= 1 && stats.ratings.total === stats.ratings.up + stats.ratings.down);
+      assert.equal(stats.pairs.total, Object.values(stats.pairs.by_source as Record<string, number>).reduce((x, y) => x + y, 0));
+      assert.ok(stats.pairs.by_source.siblings >= 1);
+      const served = t.server.deps.models.current!.id;
+      const row = stats.by_version.find((v: { model_version: number }) => v.model_version === served);
+      assert.ok(row && row.up >= 1 && row.down >= 1, JSON.stringify(stats.by_version));
+      const runs = await (await admin('/api/admin/runs')).json();
+      assert.ok(Array.isArray(runs.runs));
     });
 
     test('activating another version hot-swaps it (clients are told, new replies carry it); rollback restores the previous', async () => {

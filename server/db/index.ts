@@ -12,3 +12,4 @@ export * from './repos/pairs.ts';
 export * from './repos/feedback.ts';
 export * from './repos/model-versions.ts';
 export * from './repos/training-runs.ts';
+export * from './repos/stats.ts';

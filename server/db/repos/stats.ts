@@ -1,0 +1,40 @@
+// Feedback counts for the dashboard: ratings by value, pairs by source, and thumbs per model version
+// of the rated replies (the thumbs-up rate each policy version earned).
+import { sql } from 'kysely';
+import type { Db } from '../util.ts';
+
+export interface FeedbackStats {
+  ratings: { total: number; up: number; down: number };
+  pairs: { total: number; by_source: Record<string, number> };
+  by_version: { model_version: number; up: number; down: number }[];
+}
+
+export async function feedbackStats(db: Db): Promise<FeedbackStats> {
+  const ratings = await db
+    .selectFrom('ratings')
+    .select([
+      sql<number>`count(*)::int`.as('total'),
+      sql<number>`count(*) filter (where value > 0)::int`.as('up'),
+      sql<number>`count(*) filter (where value < 0)::int`.as('down'),
+    ])
+    .executeTakeFirstOrThrow();
+  const pairs = await db.selectFrom('preference_pairs').select(['source', sql<number>`count(*)::int`.as('n')]).groupBy('source').execute();
+  const byVersion = await db
+    .selectFrom('ratings as r')
+    .innerJoin('messages as m', 'm.id', 'r.message_id')
+    .where('m.model_version_id', 'is not', null)
+    .select([
+      'm.model_version_id as model_version',
+      sql<number>`count(*) filter (where r.value > 0)::int`.as('up'),
+      sql<number>`count(*) filter (where r.value < 0)::int`.as('down'),
+    ])
+    .groupBy('m.model_version_id')
+    .orderBy('m.model_version_id')
+    .execute();
+  const bySource = Object.fromEntries(pairs.map((p) => [p.source, p.n]));
+  return {
+    ratings,
+    pairs: { total: pairs.reduce((a, p) => a + p.n, 0), by_source: bySource },
+    by_version: byVersion.map((v) => ({ model_version: v.model_version!, up: v.up, down: v.down })),
+  };
+}

@@ -3,13 +3,11 @@
 //   node --import tsx --test tests/db.test.ts
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node --import tsx --test tests/db.test.ts
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import pg from 'pg';
 import {
   activateModelVersion,
   claimNextTrainingRun,
@@ -59,6 +57,7 @@ import {
   type Db,
   type Message,
 } from '../server/db/index.ts';
+import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const SHA = 'ab'.repeat(32);
 
@@ -73,30 +72,6 @@ if (process.env.DATABASE_URL) {
   targets.push({ name: 'PostgreSQL (scratch database)', open: () => openScratchDatabase(serverUrl) });
 }
 
-/** Creates `test_<random>` on the server of `serverUrl`; closing the handle drops it. */
-async function openScratchDatabase(serverUrl: string): Promise<DatabaseHandle> {
-  const name = `test_${randomBytes(6).toString('hex')}`;
-  const admin = async (statement: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`create database ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.href, stateDir: '/nonexistent' });
-  return {
-    ...handle,
-    close: async () => {
-      await handle.close();
-      await admin(`drop database if exists ${name} with (force)`);
-    },
-  };
-}
 
 /** Asserts that `promise` fails with the given SQLSTATE (and constraint name, when given). */
 async function refused(promise: Promise<unknown>, state: string, constraint?: string): Promise<void> {

@@ -5,18 +5,17 @@
  * test client that records every frame.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import WebSocket from 'ws';
 import { saveModel } from '../../model/model-checkpoint.ts';
 import { loadConfig } from '../../server/config.ts';
-import { openDatabase, openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
+import { openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
 import { createServer, type RunningServer } from '../../server/server.ts';
 import { trainedTinyModel } from './tiny-model.ts';
+import { openScratchDatabase } from './scratch-database.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -28,34 +27,10 @@ export interface DatabaseTarget {
 export function databaseTargets(): DatabaseTarget[] {
   const targets: DatabaseTarget[] = [{ name: 'PGlite', open: openMemoryDatabase }];
   const url = process.env.DATABASE_URL;
-  if (url) targets.push({ name: 'PostgreSQL', open: () => openScratchDatabase(url) });
+  if (url) targets.push({ name: 'PostgreSQL', open: () => openScratchDatabase(url, 'test_server') });
   return targets;
 }
 
-/** Creates `test_<random>` on the server of `serverUrl`; closing the handle drops it. */
-async function openScratchDatabase(serverUrl: string): Promise<DatabaseHandle> {
-  const name = `test_server_${randomBytes(6).toString('hex')}`;
-  const admin = async (statement: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`create database ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.href, stateDir: '/nonexistent' });
-  return {
-    ...handle,
-    close: async () => {
-      await handle.close();
-      await admin(`drop database if exists ${name} with (force)`);
-    },
-  };
-}
 
 let modelDir: Promise<string> | null = null;
 

@@ -18,11 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseFlags, parsePreset, UsageError } from '../cli/args.ts';
 import { initEngine } from '../backend.ts';
 import { argmax } from '../decode/logits.ts';
 import { seededRng } from '../decode/rng.ts';
-import { countParams, gptConfig, PRESET_NAMES, type GPTConfig, type PresetName } from '../gpt/config.ts';
+import { countParams, gptConfig, type GPTConfig, type PresetName } from '../gpt/config.ts';
 import { GPT } from '../gpt/gpt.ts';
 import { maskedCrossEntropy } from '../gpt/loss.ts';
 
@@ -35,8 +35,6 @@ const BATCH8_PROMPT_MIN = 12; // prompts of 12..19 tokens
 const LEARNING_RATE = 1e-4;
 
 const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base] [--runs N]';
-
-class UsageError extends Error {}
 
 const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
 
@@ -287,30 +285,19 @@ function table(r: BenchResult): string {
 }
 
 function parse(argv: string[]): { json: boolean; preset: PresetName; runs: number } | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        json: { type: 'boolean' },
-        preset: { type: 'string' },
-        runs: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
-  }
+  const values = parseFlags(argv, {
+    json: { type: 'boolean' },
+    preset: { type: 'string' },
+    runs: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return 'help';
-  const preset = values.preset ?? 'small';
-  if (!(PRESET_NAMES as string[]).includes(preset)) throw new UsageError(`--preset: unknown preset '${preset}'; expected one of ${PRESET_NAMES.join(', ')}`);
+  const preset = parsePreset(values.preset, 'small');
   const runs = values.runs === undefined ? 3 : Number(values.runs);
   if (values.runs !== undefined && (!/^\d+$/.test(values.runs) || runs < 1 || runs > 100)) {
     throw new UsageError(`--runs: expected an integer in [1, 100], got '${values.runs}'`);
   }
-  return { json: Boolean(values.json), preset: preset as PresetName, runs };
+  return { json: Boolean(values.json), preset, runs };
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -7,7 +7,7 @@
  * or options, 1 for any other failure (missing or corrupt checkpoint, ...), always with a one-line
  * message on stderr.
  */
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from './args.ts';
 import { initEngine } from '../backend.ts';
 import { generateReply } from '../decode/chat-reply.ts';
 import { DecodeOptionsError, parseDecodeOptions, type DecodeOptions } from '../decode/options.ts';
@@ -19,9 +19,6 @@ const USAGE =
   'usage: npm run generate -- [--checkpoint DIR] --prompt TEXT [--system TEXT] [--stream] ' +
   '[--strategy greedy|beam_search|sample] [--max-new-tokens N] [--beam-width N] [--length-penalty X] ' +
   '[--repetition-penalty X] [--no-repeat-ngram-size N] [--temperature X] [--top-k N] [--top-p X] [--seed N] [--stop S]...';
-
-/** Bad command line or decoding options: exit code 2. */
-class UsageError extends Error {}
 
 /** Numeric decoding flags -> option names. Integer-ness and ranges are left to parseDecodeOptions. */
 const NUMERIC_FLAGS = {
@@ -57,26 +54,16 @@ interface GenerateArgs {
 
 /** Parses and validates the command line; throws UsageError. Returns 'help' for --help. */
 function parseGenerateArgs(argv: string[]): GenerateArgs | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        checkpoint: { type: 'string' },
-        prompt: { type: 'string' },
-        system: { type: 'string' },
-        stream: { type: 'boolean' },
-        strategy: { type: 'string' },
-        stop: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((f) => [f, { type: 'string' as const }])),
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
-  }
+  const values = parseFlags(argv, {
+    checkpoint: { type: 'string' },
+    prompt: { type: 'string' },
+    system: { type: 'string' },
+    stream: { type: 'boolean' },
+    strategy: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h' },
+    ...Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((f) => [f, { type: 'string' as const }])),
+  });
   if (values.help) return 'help';
   const raw: Record<string, unknown> = {};
   if (values.strategy !== undefined) raw.strategy = values.strategy;

@@ -5,16 +5,14 @@
  * initialised GPT of that preset and saves both as a policy checkpoint (step 0). Prints the checkpoint
  * path on stdout; logs go to stderr. Exit 2 for bad usage, 1 for other failures.
  */
-import { parseArgs } from 'node:util';
-import { PRESET_NAMES, type PresetName } from '../gpt/config.ts';
+import { parseFlags, parsePreset, UsageError } from './args.ts';
+import type { PresetName } from '../gpt/config.ts';
 import { initModelDir } from './default-checkpoint.ts';
 import { DEFAULT_TEXT, initCheckpoint, InitTextError } from './init-checkpoint.ts';
 
 export { DEFAULT_TEXT };
 
 const USAGE = 'usage: npm run init-model -- --preset tiny|small|base [--out DIR] [--text FILE] [--seed N]';
-
-class UsageError extends Error {}
 
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
@@ -26,28 +24,15 @@ interface Args {
 }
 
 function parse(argv: string[]): Args | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        preset: { type: 'string' },
-        out: { type: 'string' },
-        text: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
-  }
+  const values = parseFlags(argv, {
+    preset: { type: 'string' },
+    out: { type: 'string' },
+    text: { type: 'string' },
+    seed: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return 'help';
-  const preset = values.preset ?? 'tiny';
-  if (!(PRESET_NAMES as string[]).includes(preset)) {
-    throw new UsageError(`--preset: unknown preset '${preset}'; expected one of ${PRESET_NAMES.join(', ')}`);
-  }
+  const preset = parsePreset(values.preset, 'tiny');
   let seed: number | undefined;
   if (values.seed !== undefined) {
     if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(Number(values.seed))) {
@@ -56,7 +41,7 @@ function parse(argv: string[]): Args | 'help' {
     seed = Number(values.seed);
   }
   return {
-    preset: preset as PresetName,
+    preset,
     out: values.out ?? initModelDir(preset),
     text: values.text ?? DEFAULT_TEXT,
     seed,

@@ -26,15 +26,8 @@ export interface NewMessageInput {
   timings?: MessageTimings | null;
 }
 
-export interface MessagePatch {
-  content?: string;
-  modelVersionId?: number | null;
-  decoding?: JsonObject | null;
-  finishReason?: FinishReason | null;
-  promptTokens?: number | null;
-  completionTokens?: number | null;
-  timings?: MessageTimings | null;
-}
+/** What a finished reply fills in: everything of a new message except where it sits in the tree. */
+export type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role'>;
 
 const jsonOrNull = (value: unknown) => (value == null ? null : toJson(value));
 

@@ -210,7 +210,11 @@ export interface WireMessage {
   created_at: string;
   /** Replies only (null while generating or for user messages). */
   model_version: number | null;
-  finish_reason: WireFinishReason | 'error' | null;
+  /**
+   * Null while generating and for user/system messages. `error`: generation failed; `interrupted`: the
+   * server stopped (killed, crashed) before the reply ended; its text is what was stored, often empty.
+   */
+  finish_reason: WireFinishReason | 'error' | 'interrupted' | null;
   usage: Usage | null;
   timings: { ttft_ms: number; total_ms: number } | null;
   decoding: Decoding | null;

@@ -11,6 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { ensureAdminToken } from './admin-token.ts';
 import { createApp } from './app.ts';
+import { sweepInterruptedReplies } from './chat/interrupted.ts';
 import { SessionLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
 import type { ServerConfig } from './config.ts';
@@ -48,6 +49,7 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       (await openDatabase({ databaseUrl: config.databaseUrl, stateDir: config.stateDir, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') }));
     if (!opts.database) cleanups.push(() => database.close());
     for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
+    await sweepInterruptedReplies(database, log);
 
     const engine = await EngineHost.start(config.engine);
     cleanups.push(() => engine.close());

@@ -26,7 +26,11 @@ export interface ChatTurn {
 }
 
 export type MessageRole = 'system' | 'user' | 'assistant';
-export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+/**
+ * `interrupted`: the process generating the reply died before storing its end (marked at the next
+ * start-up; see server/chat/interrupted.ts).
+ */
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error' | 'interrupted';
 export type RatingValue = -1 | 1;
 export type PairSource = 'siblings' | 'compare' | 'import' | 'bootstrap';
 export type ModelKind = 'policy' | 'reward';

@@ -191,3 +191,20 @@ export async function listRecentUserPrompts(db: Db, limit: number): Promise<Chat
     return t ? [t] : [];
   });
 }
+
+/**
+ * Marks replies that never stored their end (null finish_reason) as `interrupted`, optionally only
+ * those created more than `olderThanMs` ago by the database's clock (not this process's, which may
+ * differ from the database host's); returns their ids. For a start-up sweep: the process that was
+ * generating them is gone. Their text is left as stored (a reply's text is written at its end).
+ */
+export async function markInterruptedReplies(db: Db, { olderThanMs }: { olderThanMs?: number } = {}): Promise<number[]> {
+  let query = db
+    .updateTable('messages')
+    .set({ finish_reason: 'interrupted' })
+    .where('role', '=', 'assistant')
+    .where('finish_reason', 'is', null);
+  if (olderThanMs !== undefined) query = query.where('created_at', '<', sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`);
+  const rows = await query.returning('id').execute();
+  return rows.map((r) => r.id).sort((a, b) => a - b);
+}

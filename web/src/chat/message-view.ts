@@ -32,6 +32,7 @@ const FINISH_NOTES: Record<string, string> = {
   cancelled: 'Stopped',
   length: 'Cut at the length limit',
   error: 'The reply failed',
+  interrupted: 'Interrupted: the server stopped before the reply ended',
 };
 
 export class MessageView {

@@ -1,0 +1,121 @@
+/**
+ * Flag parsing for `npm run bench` and `npm run load`: node:util parseArgs through the model commands'
+ * parser (strict, one-line errors), plus range and list checks whose errors name the flag and what it
+ * accepts. A UsageError makes the command exit with code 2.
+ */
+import type { ParseArgsConfig } from 'node:util';
+import { parseFlags, UsageError } from '../../../model/cli/args.ts';
+
+export { UsageError };
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseFlags, with an unknown flag's error listing the flags the command takes. */
+export function parseCommandLine<O extends Options>(argv: string[], options: O) {
+  try {
+    return parseFlags(argv, options);
+  } catch (err) {
+    const unknown = /Unknown option '([^']+)'/.exec((err as Error).message);
+    if (!unknown) throw err;
+    const allowed = Object.keys(options).map((name) => `--${name}`).join(', ');
+    throw new UsageError(`unknown flag ${unknown[1]}; allowed flags: ${allowed}`);
+  }
+}
+
+/** An integer flag in [min, max]; `fallback` when absent. */
+export function intFlag(name: string, value: string | undefined, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: expected an integer in [${min}, ${max}], got '${value}'`);
+  }
+  return n;
+}
+
+/** A number flag in [min, max]. */
+export function numberFlag(name: string, value: string | undefined, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: expected a number in [${min}, ${max}], got '${value}'`);
+  }
+  return n;
+}
+
+/** A comma-separated list of integers, each in [min, max], without repeats. */
+export function intListFlag(name: string, value: string | undefined, min: number, max: number, fallback: number[]): number[] {
+  if (value === undefined) return fallback;
+  const items = value.split(',').map((s) => s.trim());
+  const out: number[] = [];
+  for (const item of items) {
+    const n = Number(item);
+    if (!/^\d+$/.test(item) || n < min || n > max) {
+      throw new UsageError(`--${name}: expected comma-separated integers in [${min}, ${max}], got '${value}'`);
+    }
+    if (!out.includes(n)) out.push(n);
+  }
+  return out;
+}
+
+/** One of `allowed`. */
+export function choiceFlag<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name}: unknown value '${value}'; expected one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** A comma-separated subset of `allowed`, in the order of `allowed`. */
+export function subsetFlag<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T[] {
+  if (value === undefined) return [...allowed];
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
+  if (items.length === 0 || bad.length > 0) {
+    throw new UsageError(`--${name}: unknown value${bad.length > 1 ? 's' : ''} '${bad.join(',') || value}'; expected a comma-separated subset of ${allowed.join(', ')}`);
+  }
+  return allowed.filter((s) => items.includes(s));
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/**
+ * A server URL on this machine. The load and bench tools only talk to loopback servers: pointing them at
+ * another host would load someone else's service.
+ */
+export function loopbackUrlFlag(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--${name}: '${value}' is not a URL; expected e.g. http://127.0.0.1:8080`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--${name}: expected an http:// or https:// URL, got '${value}'`);
+  }
+  const host = url.hostname;
+  if (!LOOPBACK.has(host) && !/^127(\.\d{1,3}){3}$/.test(host)) {
+    throw new UsageError(`--${name}: ${host} is not a loopback address; only 127.0.0.1, localhost or [::1] are allowed`);
+  }
+  return url.origin;
+}
+
+/**
+ * Runs a command's main: a UsageError exits 2 with its message, any other error exits 1, success
+ * exits with the code main returns. Exits explicitly because the engine worker, sockets and timers
+ * would otherwise keep the process alive after a failure.
+ */
+export function runCommand(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+      setImmediate(() => process.exit(code));
+    },
+    (err: unknown) => {
+      const usage = err instanceof UsageError;
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`${name}: ${usage ? message : message.split('\n')[0]}${usage ? ' (see --help)' : ''}\n`);
+      process.exit(usage ? 2 : 1);
+    },
+  );
+}

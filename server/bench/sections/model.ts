@@ -1,0 +1,34 @@
+/**
+ * `train` and `decode`: the model alone on this process's engine, through model/bench/measure.ts (the
+ * same measurements as `npm run bench:model`): a randomly initialised model of the preset, random ids.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, type EngineInfo } from '../../../model/backend.ts';
+import { idSource, measureDecode, measureTrain, type DecodeFigures, type TrainFigures } from '../../../model/bench/measure.ts';
+import { countParams, gptConfig, type PresetName } from '../../../model/gpt/config.ts';
+import { GPT } from '../../../model/gpt/gpt.ts';
+
+export interface ModelSections {
+  engine: EngineInfo;
+  params: number;
+  train?: TrainFigures & { runs: number };
+  decode?: DecodeFigures & { runs: number };
+}
+
+export async function benchModel(preset: PresetName, runs: number, which: { train: boolean; decode: boolean }, log: (line: string) => void): Promise<ModelSections> {
+  const engine = await initEngine({ log });
+  const cfg = gptConfig(preset);
+  const before = tf.memory().numTensors;
+  const model = new GPT(cfg);
+  const ids = idSource(1234, cfg.vocabSize);
+  const out: ModelSections = { engine, params: countParams(cfg) };
+  try {
+    if (which.train) out.train = { ...measureTrain(model, cfg, runs, ids, log), runs };
+    if (which.decode) out.decode = { ...(await measureDecode(model, cfg, runs, ids, { log })), runs };
+  } finally {
+    model.dispose();
+  }
+  const leaked = tf.memory().numTensors - before;
+  if (leaked !== 0) throw new Error(`the model measurements leaked ${leaked} tensors`);
+  return out;
+}

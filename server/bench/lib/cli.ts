@@ -95,7 +95,7 @@ export function loopbackUrlFlag(name: string, value: string): string {
   }
   const host = url.hostname;
   if (!LOOPBACK.has(host) && !/^127(\.\d{1,3}){3}$/.test(host)) {
-    throw new UsageError(`--${name}: ${host} is not a loopback address; only 127.0.0.1, localhost or [::1] are allowed`);
+    throw new UsageError(`--${name}: ${host} is not a loopback address; only 127.0.0.0/8, localhost or [::1] are allowed`);
   }
   return url.origin;
 }

@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname)) throw new Error('--url must be a loopback address (127.0.0.1, localhost, [::1])');
   } else {
     const state = await mkdtemp(join(tmpdir(), 'bench-serve-'));
-    let checkpoint = args.checkpoint ?? (existsSync(join(ROOT, 'models/default')) ? join(ROOT, 'models/default') : undefined);
+    let checkpoint = args.checkpoint ?? (existsSync(join(ROOT, 'models/default/policy')) ? join(ROOT, 'models/default/policy') : undefined);
     if (!checkpoint) {
       const { initCheckpoint } = await import('../../model/cli/init-checkpoint.ts');
       if (args.preset !== 'small' && args.preset !== 'tiny') throw new Error('--preset must be small or tiny');

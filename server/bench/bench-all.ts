@@ -14,7 +14,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
-import { choiceFlag, intFlag, intListFlag, parseCommandLine, runCommand, subsetFlag } from './lib/cli.ts';
+import { checkpointFlag, choiceFlag, intFlag, intListFlag, parseCommandLine, runCommand, subsetFlag } from './lib/cli.ts';
 import { backendInfo, machineInfo, type MachineInfo } from './lib/machine.ts';
 import { startLocalServer, type LocalServer } from './lib/local-server.ts';
 import { round } from './lib/stats.ts';
@@ -97,7 +97,7 @@ function parse(argv: string[]) {
     markdown: v.markdown === undefined ? null : resolve(v.markdown),
     only: subsetFlag('only', v.only, SECTIONS),
     preset: choiceFlag('preset', v.preset, PRESET_NAMES, 'small'),
-    checkpoint: v.checkpoint === undefined ? null : resolve(v.checkpoint),
+    checkpoint: checkpointFlag('checkpoint', v.checkpoint),
     runs: intFlag('runs', v.runs, 1, 20, 3),
     concurrency: intListFlag('concurrency', v.concurrency, 1, 64, [1, 4, 8, 16]),
     rounds: intFlag('rounds', v.rounds, 1, 20, 2),

@@ -15,8 +15,7 @@
  * server's RSS from /metrics (process_resident_memory_bytes) and no tensor count (null).
  */
 import { loadavg } from 'node:os';
-import { resolve } from 'node:path';
-import { choiceFlag, intFlag, loopbackUrlFlag, numberFlag, parseCommandLine, runCommand, UsageError } from './lib/cli.ts';
+import { checkpointFlag, choiceFlag, intFlag, loopbackUrlFlag, numberFlag, parseCommandLine, runCommand, UsageError } from './lib/cli.ts';
 import { runUser, type UserLog } from './lib/chat-user.ts';
 import { shippedCheckpoint, startLocalServer, type LocalServer, type ModelChoice } from './lib/local-server.ts';
 import { distribution, mib, round, type Distribution } from './lib/stats.ts';
@@ -63,7 +62,7 @@ function parse(argv: string[]) {
     seconds: intFlag('seconds', v.seconds, 1, 3600, 30),
     url: v.url === undefined ? null : loopbackUrlFlag('url', v.url),
     preset: v.preset === undefined ? null : choiceFlag('preset', v.preset, ['tiny', 'small'] as const, 'small'),
-    checkpoint: v.checkpoint === undefined ? null : resolve(v.checkpoint),
+    checkpoint: checkpointFlag('checkpoint', v.checkpoint),
     maxNewTokens: intFlag('max-new-tokens', v['max-new-tokens'], 1, 1024, 48),
     regenerate: numberFlag('regenerate', v.regenerate, 0, 1, 0.2),
     rate: numberFlag('rate', v.rate, 0, 1, 0.5),

@@ -3,6 +3,8 @@
  * parser (strict, one-line errors), plus range and list checks whose errors name the flag and what it
  * accepts. A UsageError makes the command exit with code 2.
  */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { parseFlags, UsageError } from '../../../model/cli/args.ts';
 
@@ -75,6 +77,14 @@ export function subsetFlag<T extends string>(name: string, value: string | undef
     throw new UsageError(`--${name}: unknown value${bad.length > 1 ? 's' : ''} '${bad.join(',') || value}'; expected a comma-separated subset of ${allowed.join(', ')}`);
   }
   return allowed.filter((s) => items.includes(s));
+}
+
+/** A checkpoint directory (absolute), checked for its meta.json so a typo fails before any server starts. */
+export function checkpointFlag(name: string, value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const dir = resolve(value);
+  if (!existsSync(join(dir, 'meta.json'))) throw new UsageError(`--${name}: ${dir} is not a checkpoint directory (no meta.json)`);
+  return dir;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);

@@ -14,7 +14,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
-import { checkpointFlag, choiceFlag, intFlag, intListFlag, parseCommandLine, runCommand, subsetFlag } from './lib/cli.ts';
+import { checkpointFlag, choiceFlag, intFlag, intListFlag, parseCommandLine, runCommand, writeStdout, subsetFlag } from './lib/cli.ts';
 import { backendInfo, machineInfo, type MachineInfo } from './lib/machine.ts';
 import { startLocalServer, type LocalServer } from './lib/local-server.ts';
 import { round } from './lib/stats.ts';
@@ -227,7 +227,7 @@ async function main(argv: string[]): Promise<number> {
   log(`done in ${report.wall_s}s${report.ok ? '' : ' (with errors)'}`);
   const table = markdown(report);
   if (args.markdown) await writeFile(args.markdown, table);
-  process.stdout.write(args.json ? JSON.stringify(report) + '\n' : table);
+  await writeStdout(args.json ? JSON.stringify(report) + '\n' : table);
   return report.ok ? 0 : 1;
 }
 

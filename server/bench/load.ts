@@ -15,7 +15,7 @@
  * server's RSS from /metrics (process_resident_memory_bytes) and no tensor count (null).
  */
 import { loadavg } from 'node:os';
-import { checkpointFlag, choiceFlag, intFlag, loopbackUrlFlag, numberFlag, parseCommandLine, runCommand, UsageError } from './lib/cli.ts';
+import { checkpointFlag, choiceFlag, intFlag, loopbackUrlFlag, numberFlag, parseCommandLine, runCommand, writeStdout, UsageError } from './lib/cli.ts';
 import { runUser, type UserLog } from './lib/chat-user.ts';
 import { shippedCheckpoint, startLocalServer, type LocalServer, type ModelChoice } from './lib/local-server.ts';
 import { distribution, mib, round, type Distribution } from './lib/stats.ts';
@@ -219,7 +219,7 @@ async function main(argv: string[]): Promise<number> {
       ...report(logs, elapsedS),
       memory: { source: server ? 'process' : 'metrics', start, end },
     };
-    process.stdout.write(args.json ? JSON.stringify(out) + '\n' : summaryText(out));
+    await writeStdout(args.json ? JSON.stringify(out) + '\n' : summaryText(out));
     return 0;
   } finally {
     await server?.close().catch((err: Error) => log(`server close failed: ${err.message}`));

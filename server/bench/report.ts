@@ -35,6 +35,7 @@ export function markdown(r: BenchReport): string {
     rows.push(['decode', `batch 1, KV cache (prompt ${decode.prompt_tokens}, ${decode.steps} new tokens)`, `${fmt(decode.cached_tokens_per_s)} tokens/s`]);
     rows.push(['decode', 'batch 1, no cache (full recompute per token)', `${fmt(decode.nocache_tokens_per_s)} tokens/s`]);
     if (decode.batch8_tokens_per_s !== undefined) rows.push(['decode', 'batch 8, KV cache (aggregate)', `${fmt(decode.batch8_tokens_per_s)} tokens/s`]);
+    for (const d of decode.deviations) rows.push(['decode', 'deviation', d]);
   }
   const streams = figures('streams', r.streams);
   if (streams) {

@@ -110,6 +110,11 @@ export function loopbackUrlFlag(name: string, value: string): string {
   return url.origin;
 }
 
+/** Writes to stdout and waits until it is handed off, so that the exit that follows cannot cut it short. */
+export function writeStdout(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+}
+
 /**
  * Runs a command's main: a UsageError exits 2 with its message, any other error exits 1, success
  * exits with the code main returns. Exits explicitly because the engine worker, sockets and timers

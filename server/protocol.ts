@@ -263,10 +263,21 @@ const id = z.union([z.string().min(1).max(128), z.number().int().safe()], { erro
 const rowId = (name: string) => z.number({ error: `${name} must be a message/conversation id (integer)` }).int().positive();
 /** Only the shape here; the options themselves are checked by parseDecodeOptions (model limits) and the server caps. */
 const decoding = z.custom<Decoding>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { error: 'decoding must be an object' });
-const content = z.string({ error: 'content must be a string' }).min(1, { error: 'content must not be empty' });
+/**
+ * Client text as the store can keep it. PostgreSQL refuses U+0000 in text and jsonb: refused here
+ * (it used to surface as an internal error). Lone UTF-16 surrogates, which JSON can carry as `\udXXX`
+ * escapes, become U+FFFD: what PostgreSQL stores for them anyway, and PGlite mis-encodes some
+ * sequences of them into invalid UTF-8.
+ */
+export const storableText = (s: string) => !s.includes('\u0000');
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+export const hasLoneSurrogate = (s: string) => s.search(LONE_SURROGATE) !== -1;
+export const wellFormed = (s: string) => s.replace(LONE_SURROGATE, '\ufffd');
+const noNul = (name: string) => ({ error: `${name} must not contain U+0000 (NUL)` });
+const content = z.string({ error: 'content must be a string' }).min(1, { error: 'content must not be empty' }).refine(storableText, noNul('content')).transform(wellFormed);
 const choice = z.enum(['a', 'b', 'tie', 'both_bad'], { error: "choice must be 'a', 'b', 'tie' or 'both_bad'" });
 const ratingValue = z.union([z.literal(1), z.literal(-1), z.literal(0)], { error: 'value must be 1, -1 or 0' });
-const reason = z.string().max(1000, { error: 'reason must be at most 1000 characters' });
+const reason = z.string().max(1000, { error: 'reason must be at most 1000 characters' }).refine(storableText, noNul('reason')).transform(wellFormed);
 
 const side = z.strictObject({ id, decoding: decoding.optional() });
 
@@ -283,7 +294,7 @@ export const FRAME_TYPES = ['chat', 'regenerate', 'cancel', 'rate', 'compare', '
 
 export const RatingRequestSchema = z.strictObject({ value: ratingValue, reason: reason.optional() });
 export const ChoiceRequestSchema = z.strictObject({ a: rowId('a'), b: rowId('b'), choice });
-export const RenameRequestSchema = z.strictObject({ title: z.string().max(200, { error: 'title must be at most 200 characters' }) });
+export const RenameRequestSchema = z.strictObject({ title: z.string().max(200, { error: 'title must be at most 200 characters' }).refine(storableText, noNul('title')).transform(wellFormed) });
 
 // Compile-time checks that the schemas accept exactly the documented types.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { parseDecodeOptions, type DecodeOptions } from '../model/decode/options.ts';
 import type { ServerLimits } from './config.ts';
 import { ApiError } from './errors.ts';
+import { hasLoneSurrogate } from './protocol.ts';
 
 /** "field.path: message" for the first issue. */
 export function describeIssue(error: z.ZodError): string {
@@ -36,6 +37,11 @@ export function resolveDecoding(input: unknown, limits: ServerLimits): DecodeOpt
     }
   }
   const options = parseDecodeOptions({ max_new_tokens: Math.min(DEFAULT_MAX_NEW_TOKENS, limits.maxNewTokens), ...given });
+  // The options are stored as jsonb with the reply, which refuses U+0000 and lone surrogates; neither
+  // can match generated text anyway (it is well-formed and NUL-free, see chat/replies.ts).
+  for (const stop of options.stop ?? []) {
+    if (stop.includes('\u0000') || hasLoneSurrogate(stop)) throw new ApiError('bad_request', `stop strings must be well-formed text without U+0000 (got ${JSON.stringify(stop)})`);
+  }
   return { ...options, beam_width: Math.min(options.beam_width, limits.maxBeamWidth) };
 }
 

@@ -134,8 +134,9 @@ async function pump(
         deps.metrics.itl.observe((now - last) / 1000);
       }
       last = now;
-      text += ev.text;
-      spec.sink.delta(ev.text);
+      const piece = storable(ev.text);
+      text += piece;
+      spec.sink.delta(piece);
     }
   } catch (err) {
     failure = err;
@@ -152,8 +153,9 @@ async function pump(
       return;
     }
     const finishReason = wireFinishReason(done.finishReason);
+    const doneText = storable(done.text);
     await finishReply(deps.db, start.messageId, {
-      text: done.text,
+      text: doneText,
       finishReason,
       promptTokens: done.promptTokens,
       completionTokens: done.completionTokens,
@@ -166,7 +168,7 @@ async function pump(
     deps.metrics.tokens.inc(done.completionTokens);
     spec.sink.done({
       messageId: start.messageId,
-      text: done.text,
+      text: doneText,
       finishReason,
       usage: { prompt_tokens: done.promptTokens, completion_tokens: done.completionTokens },
       modelVersion: start.modelVersion,
@@ -174,6 +176,16 @@ async function pump(
     });
   } catch (err) {
     deps.log.error({ err, message_id: start.messageId }, 'storing the reply failed');
+    // At least end the row, so that it does not look like a reply still being generated.
+    await markFailed(deps, [start.messageId]);
     spec.sink.error(new ApiError('internal', 'the reply could not be stored'));
   }
+}
+
+/**
+ * Generated text as it can be stored and sent: PostgreSQL refuses U+0000 in text, and a byte-level
+ * tokenizer can produce it. Per piece, so that the deltas still concatenate to the stored text.
+ */
+function storable(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }

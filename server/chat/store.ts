@@ -15,7 +15,10 @@ export interface StoredTurn {
 /** A conversation title from its first message: whitespace collapsed, at most 80 characters. */
 export function titleFrom(content: string): string {
   const flat = content.replace(/\s+/g, ' ').trim();
-  return flat.length > 80 ? `${flat.slice(0, 79)}…` : flat;
+  if (flat.length <= 80) return flat;
+  // Not between the two halves of a surrogate pair (a lone half is not valid text).
+  const cut = /[\ud800-\udbff]/.test(flat[78]) ? 78 : 79;
+  return `${flat.slice(0, cut)}…`;
 }
 
 export async function storeTurn(

@@ -10,13 +10,23 @@ import type { ConversationDetail } from '../protocol.ts';
 import { RenameRequestSchema } from '../protocol.ts';
 import { idParam, readJson } from './body.ts';
 
+/**
+ * A paging parameter as an integer clamped to [min, max]; unparsable or absent: the default. Lenient
+ * (pages are a convenience), but never a fraction or a number beyond what the database's bigint and a
+ * JS number hold (`?offset=1e99` once reached SQL).
+ */
+function queryInt(raw: string | undefined, fallback: number, min: number, max: number): number {
+  const n = Math.trunc(Number(raw ?? fallback));
+  return Number.isFinite(n) ? Math.min(Math.max(n, min), max) : fallback;
+}
+
 export function conversationRoutes(deps: ServerDeps): Hono<AppEnv> {
   const { db } = deps;
   const app = new Hono<AppEnv>();
   app.use(sessionAuth(deps));
   app.get('/', async (c) => {
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 100) || 100, 1), 500);
-    const offset = Math.max(Number(c.req.query('offset') ?? 0) || 0, 0);
+    const limit = queryInt(c.req.query('limit'), 100, 1, 500);
+    const offset = queryInt(c.req.query('offset'), 0, 0, Number.MAX_SAFE_INTEGER);
     const rows = await listConversations(db, c.get('session').id, { limit, offset });
     return c.json({ conversations: rows.map(conversationSummary) });
   });

@@ -22,7 +22,9 @@ export function exportRoute(deps: ServerDeps): Hono<AppEnv> {
     if (kind !== 'pairs' && kind !== 'ratings') throw new ApiError('bad_request', `kind must be pairs or ratings, got ${JSON.stringify(kind)}`);
     const afterId = Number(c.req.query('after_id') ?? 0);
     if (!Number.isSafeInteger(afterId) || afterId < 0) throw new ApiError('bad_request', 'after_id must be a non-negative integer');
-    const sources = c.req.query('source')?.split(',').filter(Boolean);
+    // `?source=` (nothing listed) is no filter, as an absent one.
+    const listed = c.req.query('source')?.split(',').filter(Boolean);
+    const sources = listed?.length ? listed : undefined;
     if (sources?.some((s) => !SOURCES.includes(s as PairSource))) throw new ApiError('bad_request', `source must be among ${SOURCES.join(', ')}`);
     c.header('Content-Type', 'application/x-ndjson; charset=utf-8');
     c.header('Content-Disposition', `attachment; filename="${kind}.jsonl"`);

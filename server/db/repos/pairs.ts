@@ -194,6 +194,8 @@ export async function exportPairs(
     .where('p.id', '>', afterId)
     .orderBy('p.id')
     .limit(limit);
+  // An empty list selects nothing (and `in ()` is not SQL).
+  if (sources?.length === 0) return [];
   if (sources) query = query.where('p.source', 'in', [...sources]);
   const rows = await query.execute();
   const transcripts = await findTranscripts(

@@ -6,12 +6,14 @@
  */
 import { z } from 'zod';
 import type { ChatMessage } from '../../../model/tokenizer/index.ts';
-import type { Decoding } from '../../protocol.ts';
+import { storableText, wellFormed, type Decoding } from '../../protocol.ts';
 
-const part = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
+// Stored as messages: no U+0000, which PostgreSQL refuses; lone surrogates as U+FFFD (protocol.ts).
+const text = z.string().refine(storableText, { error: 'message content must not contain U+0000 (NUL)' }).transform(wellFormed);
+const part = z.object({ type: z.literal('text', { error: 'only text content parts are supported' }), text });
 const message = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant'], { error: 'role must be system, developer, user or assistant' }),
-  content: z.union([z.string(), z.array(part)], { error: 'content must be a string or an array of text parts' }).nullable(),
+  content: z.union([text, z.array(part)], { error: 'content must be a string or an array of text parts' }).nullable(),
 });
 const opt = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 

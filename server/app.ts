@@ -6,7 +6,7 @@
  *   /api/conversations[/:id]                a session's conversations and message trees
  *   /api/messages/:id/rating, /api/comparisons   ratings and A/B choices
  *   /api/models                             model versions (public)
- *   /api/admin/...                          export, stats, runs, activate / roll back (Bearer ADMIN_TOKEN)
+ *   /api/admin/...                          export, stats, train + runs, activate / roll back (Bearer ADMIN_TOKEN)
  *   /v1/...                                 OpenAI-compatible chat completions
  *   /                                       the web client
  */
@@ -18,6 +18,7 @@ import { adminAuth } from './middleware/admin-auth.ts';
 import { requestContext } from './middleware/request-context.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { adminFeedbackRoutes } from './routes/admin-feedback.ts';
+import { adminTrainingRoutes } from './routes/admin-training.ts';
 import { exportRoute } from './routes/export.ts';
 import { feedbackRoutes } from './routes/feedback.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -48,6 +49,7 @@ export function createApp(deps: ServerDeps): Hono<AppEnv> {
   admin.route('/export', exportRoute(deps));
   admin.route('/models', modelAdminRoutes(deps));
   admin.route('/', adminFeedbackRoutes(deps));
+  admin.route('/', adminTrainingRoutes(deps));
   app.route('/api/admin', admin);
   // The name for the export, kept as an alias.
   app.use('/api/feedback/export', adminAuth({ token: deps.adminToken }));

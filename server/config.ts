@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../model/backend.ts';
 import { MAX_BEAM_WIDTH, MAX_NEW_TOKENS } from '../model/decode/options.ts';
+import { TRAINER_SETTINGS, trainerConfigFrom, type TrainerConfig, type TrainerSettingValues } from '../trainer/online/trainer-settings.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -45,7 +46,14 @@ export interface ServerConfig {
   engine: { maxRows: number; maxQueue: number };
   /** On SIGTERM/SIGINT, how long running replies may finish before they are cancelled. */
   shutdownGraceMs: number;
+  /** `embedded`: this process runs the online trainer (in a child process); `off`: `npm run trainer` does. */
+  trainer: TrainerConfig & { mode: TrainerMode };
+  /** How often the served model is checked against the database's active version (besides NOTIFY). */
+  modelSyncMs: number;
 }
+
+export const TRAINER_MODES = ['embedded', 'off'] as const;
+export type TrainerMode = (typeof TRAINER_MODES)[number];
 
 const int = (min: number, max: number) =>
   z.coerce.number({ error: 'must be an integer' }).int({ error: `must be an integer in [${min}, ${max}]` })
@@ -79,6 +87,9 @@ export const SETTINGS = {
   ENGINE_MAX_ROWS: { flag: undefined, schema: int(1, 256).default(16), doc: 'sequences (beams included) decoded together per step' },
   ENGINE_MAX_QUEUE: { flag: undefined, schema: int(0, 10_000).default(32), doc: 'requests waiting beyond the rows before new ones get busy' },
   SHUTDOWN_GRACE_MS: { flag: undefined, schema: int(0, 600_000).default(10_000), doc: 'on SIGTERM, time running replies get to finish' },
+  TRAINER: { flag: 'trainer', schema: z.enum(TRAINER_MODES, { error: `must be one of ${TRAINER_MODES.join(', ')}` }).optional(), doc: 'embedded: this server trains in the background; off: it does not (run `npm run trainer`). Default: embedded with PGlite, off with DATABASE_URL' },
+  ...TRAINER_SETTINGS,
+  MODEL_SYNC_MS: { flag: undefined, schema: int(100, 3_600_000).default(10_000), doc: 'how often the server checks the database for a newly activated policy (besides NOTIFY on PostgreSQL)' },
   TFJS_BACKEND: { flag: undefined, schema: z.enum(BACKEND_NAMES, { error: `must be one of ${BACKEND_NAMES.join(', ')}` }).optional(), doc: 'force the engine (read by the engine worker)' },
 } as const;
 
@@ -113,11 +124,18 @@ export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
 
   const v = values as { [K in Key]: z.output<(typeof SETTINGS)[K]['schema']> };
+  const stateDir = resolve(cwd, v.STATE_DIR);
+  let trainer: TrainerConfig;
+  try {
+    trainer = trainerConfigFrom(v as unknown as TrainerSettingValues, { stateDir, cwd });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  ${(err as Error).message}`);
+  }
   return {
     port: v.PORT,
     host: v.HOST,
     databaseUrl: v.DATABASE_URL,
-    stateDir: resolve(cwd, v.STATE_DIR),
+    stateDir,
     checkpoint: v.CHECKPOINT === undefined ? undefined : resolve(cwd, v.CHECKPOINT),
     adminToken: v.ADMIN_TOKEN,
     allowedOrigins: origins,
@@ -132,6 +150,8 @@ export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }
     },
     engine: { maxRows: v.ENGINE_MAX_ROWS, maxQueue: v.ENGINE_MAX_QUEUE },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    trainer: { ...trainer, mode: v.TRAINER ?? (v.DATABASE_URL ? 'off' : 'embedded') },
+    modelSyncMs: v.MODEL_SYNC_MS,
   };
 }
 

@@ -10,6 +10,7 @@ import type { Metrics } from './metrics.ts';
 import type { ModelManager } from './models.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
 import type { SessionLimits } from './chat/limits.ts';
+import type { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 
 export interface ServerDeps {
   config: ServerConfig;
@@ -22,6 +23,8 @@ export interface ServerDeps {
   limits: SessionLimits;
   replies: ReplyRegistry;
   adminToken: string;
+  /** The embedded background trainer (null when `npm run trainer` trains, TRAINER=off). */
+  trainer: OnlineTrainer | null;
 }
 
 /** Hono's per-request variables. */

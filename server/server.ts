@@ -21,6 +21,8 @@ import { EngineHost } from './engine/engine-host.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { ModelManager } from './models.ts';
+import { startModelSync } from './model-sync.ts';
+import { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 import { attachWebSocket } from './ws/upgrade.ts';
 
 export interface RunningServer {
@@ -57,6 +59,16 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
     const models = new ModelManager(database.db, engine, log);
     await models.start({ checkpoint: config.checkpoint, stateDir: config.stateDir });
 
+    const sync = startModelSync({ models, connectionString: database.connectionString, intervalMs: config.modelSyncMs, log });
+    cleanups.push(() => sync.close());
+    let trainer: OnlineTrainer | null = null;
+    if (config.trainer.mode === 'embedded') {
+      trainer = new OnlineTrainer({ db: database.db, connectionString: database.connectionString, config: config.trainer, log: log.child({ component: 'trainer' }), onPublished: () => void sync.poke() });
+      trainer.start();
+      cleanups.push(() => trainer!.stop());
+      log.info({ min_new_pairs: config.trainer.minNewFeedback, interval_s: config.trainer.intervalSec, checkpoints: config.trainer.checkpointDir }, 'online trainer running in the background');
+    }
+
     const admin = await ensureAdminToken(config);
     if (admin.created) process.stderr.write(`\nAdmin token (shown once; saved in ${admin.file} with mode 0600):\n  ${admin.token}\n\n`);
 
@@ -68,6 +80,7 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       models,
       log,
       adminToken: admin.token,
+      trainer,
       metrics: createMetrics({ engine, db: database.db, activeVersion: () => models.current?.id ?? null }),
       limits: new SessionLimits(config.limits),
       replies: new ReplyRegistry(),

@@ -86,8 +86,10 @@ export class ReplyText {
     return out;
   }
 
-  private emit(out: ReplyEvent[], shown: string): void {
-    if (!shown) return;
+  private emit(out: ReplyEvent[], raw: string): void {
+    if (!raw) return;
+    // A byte-level model can emit NUL; it is never meaningful in a reply, and PostgreSQL text cannot hold it.
+    const shown = raw.replaceAll('\u0000', '\uFFFD');
     this.text += shown;
     out.push({ type: 'delta', text: shown });
   }

@@ -13,6 +13,8 @@ export type DatabaseKind = 'pglite' | 'postgres';
 export interface DatabaseHandle {
   db: Kysely<Database>;
   kind: DatabaseKind;
+  /** The PostgreSQL server's URL (postgres only): LISTEN and session locks need their own connection. */
+  connectionString?: string;
   /** Closes the pool or the embedded database (idempotent). */
   close(): Promise<void>;
 }
@@ -87,6 +89,7 @@ async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): 
   return {
     db,
     kind: 'postgres',
+    connectionString: databaseUrl,
     close: () => (closing ??= db.destroy()),
   };
 }

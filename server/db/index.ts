@@ -13,3 +13,4 @@ export * from './repos/feedback.ts';
 export * from './repos/model-versions.ts';
 export * from './repos/training-runs.ts';
 export * from './repos/stats.ts';
+export * from './signals.ts';

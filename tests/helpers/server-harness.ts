@@ -71,6 +71,8 @@ export async function startTestServer(target: DatabaseTarget, env: Record<string
       SHUTDOWN_GRACE_MS: '0',
       RATE_LIMIT_PER_MINUTE: '10000',
       TFJS_BACKEND: process.env.TFJS_BACKEND ?? '',
+      // Suites that exercise the background trainer turn it on themselves.
+      TRAINER: 'off',
       ...env,
     },
   });

@@ -59,7 +59,11 @@ export interface OnlineRunInputs {
   progress: ProgressReporter;
   /** Called after each PPO iteration (live progress for a dashboard). */
   onIteration?: (m: IterationMetrics) => void;
+  /** Called as each phase begins. */
+  onPhase?: (phase: OnlineRunPhase) => void;
 }
+
+export type OnlineRunPhase = 'reward model' | 'ppo' | 'gate' | 'saving';
 
 export interface OnlineRunResult {
   reward: { kept: boolean; dir: string | null; before: Record<string, SourceEval> | null; after: Record<string, SourceEval>; mean: number; std: number };
@@ -100,6 +104,7 @@ export async function runOnlineTraining(inp: OnlineRunInputs): Promise<OnlineRun
     own(active);
 
     // 1. Reward model.
+    inp.onPhase?.('reward model');
     let previous: GPT | null = null;
     let before: Record<string, SourceEval> | null = null;
     if (inp.rewardDir) {
@@ -121,6 +126,7 @@ export async function runOnlineTraining(inp: OnlineRunInputs): Promise<OnlineRun
     checkBudget('the reward model');
 
     // 2. PPO from the active policy.
+    inp.onPhase?.('ppo');
     const candidate = own(new GPT(active.config));
     candidate.copyWeightsFrom(active);
     const reference = own((await loadModel(inp.referenceDir, { expectKind: 'policy' })).model);
@@ -144,12 +150,14 @@ export async function runOnlineTraining(inp: OnlineRunInputs): Promise<OnlineRun
     }
 
     // 3. Gate.
+    inp.onPhase?.('gate');
     const heldOutSeqs = inp.gateDialogues.flatMap((d) => dialogueSequences(tokenizer, d, active.config.context + 1));
     const heldOut = sequenceSource(heldOutSeqs, { batchSize: Math.min(8, heldOutSeqs.length), context: active.config.context, seed: 1, padId: tokenizer.special.pad });
     const gate = await gateCandidate({ candidate, active, reference, tokenizer, reward, prompts: inp.gatePrompts, heldOut, config: cfg.gate });
     checkBudget('the gate');
 
     // 4. The candidate is written whatever the gate said: a rejected one is kept with its reasons.
+    inp.onPhase?.('saving');
     const policyDir = `${inp.outDir}/policy`;
     const last = history.at(-1);
     await saveModel(policyDir, {

@@ -14,6 +14,28 @@ export async function createTrainingRun(db: Db, { config = {} }: { config?: Json
     .executeTakeFirstOrThrow();
 }
 
+/**
+ * Queues a run unless one is already queued or running (the scheduler's way in: two trainers or two
+ * ticks seeing the same new feedback queue it once). Returns undefined when one was pending.
+ */
+export async function queueTrainingRunIfIdle(db: Db, { config = {} }: { config?: JsonObject } = {}): Promise<TrainingRun | undefined> {
+  const { rows } = await sql<TrainingRun>`
+    insert into training_runs (config)
+    select ${toJson(config)}::jsonb
+    where not exists (select 1 from training_runs where status in ('queued', 'running'))
+    returning *`.execute(db);
+  return rows[0];
+}
+
+/** Merges keys into a run's recorded config (the trainer adds the settings it resolved). */
+export async function mergeTrainingRunConfig(db: Db, id: number, config: JsonObject): Promise<void> {
+  await db
+    .updateTable('training_runs')
+    .set({ config: sql`config || ${toJson(config)}::jsonb` })
+    .where('id', '=', id)
+    .execute();
+}
+
 export async function getTrainingRun(db: Db, id: number): Promise<TrainingRun | undefined> {
   return db.selectFrom('training_runs').selectAll().where('id', '=', id).executeTakeFirst();
 }

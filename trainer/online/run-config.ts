@@ -1,0 +1,92 @@
+/**
+ * An online run's settings: ONLINE_RUN_DEFAULTS plus overrides (from TRAIN_CONFIG or the admin API's
+ * request body), plus what the run reads from the feedback store. Overrides are validated field by
+ * field, so a typo or an out-of-range value is an error naming it, never a silent default.
+ */
+import { z } from 'zod';
+import { PpoConfigSchema } from '../ppo/config.ts';
+import { GATE_DEFAULTS } from './gate.ts';
+import { ONLINE_RUN_DEFAULTS, type OnlineRunConfig } from './online-run.ts';
+
+export interface RunSettings extends OnlineRunConfig {
+  /** Every n-th user pair (by id) is held out of reward-model training to judge it. */
+  heldOutEvery: number;
+  /** Most recent user prompts mixed into the PPO prompts. */
+  maxUserPrompts: number;
+  /** Share of PPO prompts taken from the shipped corpus prompts when there are user prompts too. */
+  corpusPromptShare: number;
+  /** Weight of bootstrap pairs built from the shipped dialogues (0 leaves them out of training). */
+  bootstrapPairs: number;
+}
+
+export const RUN_SETTINGS_DEFAULTS: RunSettings = {
+  ...ONLINE_RUN_DEFAULTS,
+  gate: { ...GATE_DEFAULTS },
+  heldOutEvery: 5,
+  maxUserPrompts: 256,
+  corpusPromptShare: 0.5,
+  bootstrapPairs: 200,
+};
+
+const num = (min: number, max: number) => z.number().min(min).max(max);
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** PPO fields without their defaults: an override names only what it changes. */
+const ppoOverrides = z
+  .object(Object.fromEntries(Object.entries(PpoConfigSchema.shape).map(([k, s]) => [k, (s instanceof z.ZodDefault ? s.unwrap() : s).optional()])) as unknown as {
+    [K in keyof typeof PpoConfigSchema.shape]: z.ZodOptional<z.ZodType<z.output<(typeof PpoConfigSchema.shape)[K]>>>;
+  })
+  .strict();
+
+export const RunOverridesSchema = z
+  .object({
+    rm: z
+      .object({
+        epochs: int(1, 100), maxSteps: int(0, 1_000_000), batchSize: int(1, 512), lr: num(0, 1), minLr: num(0, 1), warmupSteps: int(0, 1_000_000),
+        weightDecay: num(0, 1), gradClip: num(0, 1000), margin: num(0, 100), pointwiseWeight: num(0, 100), centeringWeight: num(0, 100), seed: int(0, 2 ** 31),
+      })
+      .partial()
+      .strict(),
+    userWeight: num(0, 1000),
+    ppo: ppoOverrides,
+    gate: z
+      .object({ rewardTolerance: num(0, 100), maxKl: num(0, 1e6), maxEmptyShare: num(0, 1), maxRepeatedShare: num(0, 1), maxPplRatio: num(1, 1e6), maxNewTokens: int(1, 512) })
+      .partial()
+      .strict(),
+    timeBudgetSec: num(1, 7 * 24 * 3600),
+    heldOutEvery: int(0, 1000),
+    maxUserPrompts: int(0, 100_000),
+    corpusPromptShare: num(0, 1),
+    bootstrapPairs: int(0, 100_000),
+  })
+  .partial()
+  .strict();
+export type RunOverrides = z.infer<typeof RunOverridesSchema>;
+
+export class RunConfigError extends Error {
+  override readonly name = 'RunConfigError';
+}
+
+/** Validates `input` as overrides; the error lists every bad field with its path. */
+export function parseRunOverrides(input: unknown, where: string): RunOverrides {
+  const parsed = RunOverridesSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  throw new RunConfigError(`${where}: ${problems.join('; ')}`);
+}
+
+/** Later overrides win, field by field (nested objects merged). */
+export function resolveRunSettings(...overrides: RunOverrides[]): RunSettings {
+  let s: RunSettings = { ...RUN_SETTINGS_DEFAULTS, rm: { ...RUN_SETTINGS_DEFAULTS.rm }, ppo: { ...RUN_SETTINGS_DEFAULTS.ppo }, gate: { ...RUN_SETTINGS_DEFAULTS.gate } };
+  for (const o of overrides) {
+    s = {
+      ...s,
+      ...o,
+      rm: { ...s.rm, ...o.rm },
+      ppo: PpoConfigSchema.parse({ ...s.ppo, ...o.ppo }),
+      gate: { ...s.gate, ...o.gate },
+    } as RunSettings;
+  }
+  if (s.ppo.miniBatchSize > s.ppo.batchSize) throw new RunConfigError(`ppo.miniBatchSize (${s.ppo.miniBatchSize}) must not exceed ppo.batchSize (${s.ppo.batchSize})`);
+  return s;
+}

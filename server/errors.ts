@@ -6,7 +6,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DecodeOptionsError } from '../model/decode/options.ts';
-import { RepoError } from './db/index.ts';
+import { isConnectionError, RepoError } from './db/index.ts';
 import { EngineBusyError, EngineRequestError } from './engine/engine-host.ts';
 import type { ApiErrorBody, ErrorCode } from './protocol.ts';
 import type { AppEnv } from './deps.ts';
@@ -59,6 +59,8 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(err.code === 'bad_request' ? 'bad_request' : err.code === 'unavailable' ? 'unavailable' : 'internal', err.message);
   }
   if (err instanceof RepoError) return new ApiError(err.code, err.message);
+  // The database is down or restarting: the request may succeed in a moment, and it is not a bug.
+  if (isConnectionError(err)) return new ApiError('unavailable', 'the database is unavailable; try again shortly', 5);
   if (err instanceof HTTPException) {
     const code = (Object.keys(STATUS) as ErrorCode[]).find((k) => STATUS[k] === err.status) ?? 'bad_request';
     return new ApiError(code, err.message || code);

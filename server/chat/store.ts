@@ -1,7 +1,7 @@
 // Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
 // starts, and the reply's text, finish reason, token counts, timings and model version when it ends.
 import type { DecodeOptions } from '../../model/decode/options.ts';
-import { createConversation, inTransaction, insertMessage, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
+import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
 import type { ReplyTarget } from './targets.ts';
 
 export interface StoredTurn {
@@ -49,11 +49,34 @@ export async function storeTurn(
   });
 }
 
+/**
+ * How long storing a reply's end is retried while the database cannot be reached (a restart, a
+ * failover): the reply was generated and streamed without it, and would otherwise be lost and its row
+ * left looking unfinished. Bounded, because shutdown waits for running replies.
+ */
+export const STORE_RETRY_MS = 30_000;
+
+/**
+ * Stores a reply's end. The update sets absolute values, so retrying it after a connection error
+ * (even one that hit after the commit) is safe.
+ */
 export async function finishReply(
   db: Db,
   id: number,
   end: { text: string; finishReason: FinishReason; modelVersionId?: number; promptTokens?: number; completionTokens?: number; timings: MessageTimings; seed?: number; decoding?: DecodeOptions },
 ): Promise<void> {
+  const deadline = Date.now() + STORE_RETRY_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await storeEnd(db, id, end);
+    } catch (err) {
+      if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+async function storeEnd(db: Db, id: number, end: Parameters<typeof finishReply>[2]): Promise<void> {
   await updateMessage(db, id, {
     content: end.text,
     ...(end.modelVersionId !== undefined && { modelVersionId: end.modelVersionId }),

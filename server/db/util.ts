@@ -63,3 +63,24 @@ export function violatedConstraint(error: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** Node socket errors of a database connection that could not be made or was cut. */
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Whether `error` says the database could not be reached rather than that it refused the query: no
+ * connection (refused, reset, the pool's connect timeout), the server shutting down or starting up
+ * (SQLSTATE 57P01-57P03), any connection exception (class 08). Such a request can succeed later;
+ * callers answer `unavailable` or retry instead of reporting a server fault.
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  if (error instanceof AggregateError && error.errors.some(isConnectionError)) return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (CONNECTION_ERRNOS.has(code)) return true;
+    if (/^(08[0-9A-Z]{3}|57P0[1-3])$/.test(code)) return true;
+  }
+  const message = (error as { message?: unknown }).message;
+  return typeof message === 'string' && /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(message);
+}

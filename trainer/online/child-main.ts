@@ -39,6 +39,10 @@ async function run(msg: ToChild): Promise<void> {
   await send({ type: 'done', result });
 }
 
+// The parent owns the run's record: when it dies (killed trainer or server), training on is pointless
+// and would leave an unpublished checkpoint behind.
+process.once('disconnect', () => process.exit(1));
+
 process.once('message', (msg: ToChild) => {
   run(msg).then(
     () => process.exit(0),

@@ -14,10 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
-import { STALE_REPLY_MS } from '../server/chat/interrupted.ts';
+import { sql } from 'kysely';
+import { STALE_REPLY_MS, sweepInterruptedReplies } from '../server/chat/interrupted.ts';
+import { createConversation, createSession, getMessage, insertMessage, migrateToLatest } from '../server/db/index.ts';
+import { createLogger } from '../server/logger.ts';
 import type { ConversationDetail, DoneFrame, ModelVersionInfo, StartFrame, WireMessage } from '../server/protocol.ts';
 import { freePort, startChildServer, type ChildServer } from './helpers/child-server.ts';
-import { ADMIN_TOKEN, newSession, TestSocket, tinyCheckpoint } from './helpers/server-harness.ts';
+import { ADMIN_TOKEN, databaseTargets, newSession, TestSocket, tinyCheckpoint } from './helpers/server-harness.ts';
 
 interface KillTarget {
   name: string;
@@ -59,6 +62,34 @@ function killTargets(): KillTarget[] {
     });
   }
   return targets;
+}
+
+for (const target of databaseTargets()) {
+  describe(`start-up sweep of unfinished replies (${target.name})`, () => {
+    test('embedded: every unfinished reply is interrupted; shared: only those older than STALE_REPLY_MS', async () => {
+      const handle = await target.open();
+      try {
+        await migrateToLatest(handle.db);
+        const { session } = await createSession(handle.db);
+        const conversation = await createConversation(handle.db, { sessionId: session.id, title: 'sweep' });
+        const user = await insertMessage(handle.db, { conversationId: conversation.id, role: 'user', content: 'hi' });
+        const reply = (finishReason: 'stop' | null) => insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', content: finishReason ? 'done' : '', finishReason });
+        const [finished, old, young] = [await reply('stop'), await reply(null), await reply(null)];
+        await sql`update messages set created_at = now() - ${STALE_REPLY_MS + 60_000} * interval '1 millisecond' where id = ${old.id}`.execute(handle.db);
+        const quiet = createLogger('silent');
+        // As a server sharing PostgreSQL with other replicas would: the young one may be someone's.
+        assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'postgres' }, quiet), [old.id]);
+        assert.equal((await getMessage(handle.db, young.id))?.finish_reason, null);
+        // As the only process of an embedded database: nothing can be generating at start-up.
+        assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'pglite' }, quiet), [young.id]);
+        const rows = await Promise.all([finished, old, young].map((m) => getMessage(handle.db, m.id)));
+        assert.deepEqual(rows.map((m) => [m?.finish_reason, m?.content]), [['stop', 'done'], ['interrupted', ''], ['interrupted', '']]);
+        assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'pglite' }, quiet), [], 'nothing left to mark');
+      } finally {
+        await handle.close();
+      }
+    });
+  });
 }
 
 for (const target of killTargets()) {

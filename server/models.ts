@@ -91,7 +91,17 @@ export class ModelManager {
     return this.serialize(async () => {
       const active = await getActiveModelVersion(this.db, 'policy');
       if (!active || active.id === this.serving?.id) return this.serving;
-      return this.load(active);
+      try {
+        return await this.load(active);
+      } catch (err) {
+        // A published checkpoint that does not load (corrupt, wrong shapes) is marked bad and the
+        // version still being served becomes the active one again, so every replica agrees.
+        const reason = `failed to load: ${(err as Error).message}`;
+        this.log.error({ version: active.id, checkpoint: active.checkpoint_path, err }, 'the newly active version does not load; rejecting it and keeping the current one');
+        const { reactivated } = await rejectModelVersion(this.db, active.id, [reason]);
+        if (this.serving && reactivated?.id !== this.serving.id) await activateModelVersion(this.db, this.serving.id);
+        return this.serving;
+      }
     });
   }
 

@@ -116,8 +116,8 @@ describe('online loop (embedded trainer, simulated rater)', { timeout: 900_000 }
     return { rate: up / n, versions };
   }
 
-  async function runToEnd(): Promise<RunRecord> {
-    const { run } = await json<{ run: RunRecord }>(await fetch(`${srv.url}/api/admin/train`, { method: 'POST', headers: admin, body: '{}' }));
+  async function runToEnd(config: object = {}): Promise<RunRecord> {
+    const { run } = await json<{ run: RunRecord }>(await fetch(`${srv.url}/api/admin/train`, { method: 'POST', headers: admin, body: JSON.stringify({ config }) }));
     return eventually(
       async () => {
         const { run: r } = await json<{ run: RunRecord }>(await fetch(`${srv.url}/api/admin/runs/${run.id}`, { headers: admin }));
@@ -214,12 +214,36 @@ describe('online loop (embedded trainer, simulated rater)', { timeout: 900_000 }
     assert.equal(models.serving, firstVersion);
   });
 
+  test('a broken candidate is rejected by the gate with its reasons and not swapped in', async () => {
+    const serving = srv.server.deps.models.current!.id;
+    // PPO with a huge step and no KL penalty wrecks the language model.
+    const run = await runToEnd({ ppo: { lr: 0.05, klCoef: 0, iterations: 3 } });
+    assert.equal(run.status, 'succeeded', String(run.error));
+    assert.equal(run.metrics.gate_passed, false, JSON.stringify(run.metrics));
+    const { versions } = await json<{ versions: { id: number; status: string; reasons: string[] }[] }>(await fetch(`${srv.url}/api/models`));
+    const candidate = versions.find((v) => v.id === run.policy_version_id)!;
+    assert.equal(candidate.status, 'rejected');
+    assert.ok(candidate.reasons.length > 0);
+    assert.deepEqual(candidate.reasons, run.metrics.gate_reasons);
+    assert.equal(srv.server.deps.models.current!.id, serving);
+    const done = await chat(prompts.fresh[1], 8);
+    assert.equal(done.model_version, serving);
+  });
+
+  test('a run over its time budget fails cleanly and publishes nothing', async () => {
+    const before = (await json<{ versions: unknown[] }>(await fetch(`${srv.url}/api/models`))).versions.length;
+    const run = await runToEnd({ timeBudgetSec: 1 });
+    assert.equal(run.status, 'failed');
+    assert.match(String(run.error), /exceeded its time budget of 1s/);
+    assert.equal((await json<{ versions: unknown[] }>(await fetch(`${srv.url}/api/models`))).versions.length, before);
+  });
+
   test('runs and their records are visible through the admin API', async () => {
     const { runs } = await json<{ runs: RunRecord[] }>(await fetch(`${srv.url}/api/admin/runs`, { headers: admin }));
     assert.ok(runs.length >= ROUNDS);
-    const r = runs[0];
-    assert.equal(r.status, 'succeeded');
+    const r = runs.find((x) => x.status === 'succeeded')!;
     assert.equal(typeof r.metrics.ppo_kl, 'number');
+    assert.equal(r.metrics.progress, 1);
     const bad = await fetch(`${srv.url}/api/admin/train`, { method: 'POST', headers: admin, body: JSON.stringify({ config: { ppo: { iterations: -1 } } }) });
     assert.equal(bad.status, 400);
     assert.match(await bad.text(), /ppo\.iterations/);

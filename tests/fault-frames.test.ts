@@ -65,7 +65,7 @@ const weird = fc.oneof(
 );
 
 /** Mostly `a`, sometimes anything: a frame has several fields, and each weird one alone makes it invalid. */
-const orWeird = <T>(a: fc.Arbitrary<T>) => fc.oneof({ arbitrary: a, weight: 6 }, { arbitrary: weird, weight: 1 });
+const orWeird = <T>(a: fc.Arbitrary<T>) => fc.oneof({ arbitrary: a, weight: 10 }, { arbitrary: weird, weight: 1 });
 
 function ids(k: Known) {
   const real = fc.constantFrom(k.conversation, k.userMessage, k.reply, k.otherReply, k.otherConversation);
@@ -76,8 +76,27 @@ function ids(k: Known) {
   };
 }
 
+/** Options inside the model's ranges (tight ones included), so that they reach the decoders. */
+const validDecoding = fc.record(
+  {
+    strategy: fc.constantFrom('greedy', 'beam_search', 'sample'),
+    max_new_tokens: fc.integer({ min: 1, max: 4 }),
+    beam_width: fc.integer({ min: 1, max: 3 }),
+    length_penalty: fc.double({ min: -10, max: 10, noNaN: true }),
+    repetition_penalty: fc.oneof(fc.double({ min: 1e-6, max: 10, noNaN: true }), fc.constant(Number.MIN_VALUE)),
+    no_repeat_ngram_size: fc.integer({ min: 0, max: 16 }),
+    temperature: fc.oneof(fc.double({ min: 0, max: 5, noNaN: true }), fc.constantFrom(0, Number.MIN_VALUE)),
+    top_k: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 65536 })),
+    top_p: fc.oneof(fc.double({ min: 1e-9, max: 1, noNaN: true }), fc.constant(Number.MIN_VALUE)),
+    seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    stop: fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 3 }), fc.constantFrom('.', ' ', 'e', '\n', '(', '*', '$', '\\')), { maxLength: 4 }),
+  },
+  { requiredKeys: [] },
+);
+
 const decodingArb = fc.oneof(
   { arbitrary: fc.constant(undefined), weight: 2 },
+  { arbitrary: validDecoding, weight: 4 },
   {
     arbitrary: fc.record(
       {
@@ -118,8 +137,8 @@ function validishFrame(k: Known): fc.Arbitrary<Record<string, unknown>> {
         conversation_id: opt(row),
         parent_id: opt(fc.oneof(row, fc.constant(null))),
         content: contentArb,
-        a: fc.oneof(fc.record({ id: request, decoding: decodingArb }).map(clean), weird),
-        b: fc.oneof(fc.record({ id: request, decoding: decodingArb }).map(clean), weird),
+        a: orWeird(fc.record({ id: request, decoding: decodingArb }).map(clean)),
+        b: orWeird(fc.record({ id: request, decoding: decodingArb }).map(clean)),
       })
       .map(clean),
     fc.record({ type: fc.constant('choose'), id: opt(request), a: row, b: row, choice: orWeird(fc.constantFrom('a', 'b', 'tie', 'both_bad')) }).map(clean),
@@ -129,7 +148,7 @@ function validishFrame(k: Known): fc.Arbitrary<Record<string, unknown>> {
 type Mutation = { kind: 'none' } | { kind: 'drop'; key: number } | { kind: 'set'; key: number; value: unknown } | { kind: 'extra'; key: string; value: unknown } | { kind: 'type'; value: unknown } | { kind: 'nest'; key: number };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  { arbitrary: fc.constant({ kind: 'none' as const }), weight: 4 },
+  { arbitrary: fc.constant({ kind: 'none' as const }), weight: 6 },
   { arbitrary: fc.record({ kind: fc.constant('drop' as const), key: fc.nat() }), weight: 2 },
   { arbitrary: fc.record({ kind: fc.constant('set' as const), key: fc.nat(), value: weird }), weight: 4 },
   { arbitrary: fc.record({ kind: fc.constant('extra' as const), key: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('__proto__', 'constructor', 'toString', 'type ')), value: weird }), weight: 1 },
@@ -139,7 +158,8 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
 
 function mutate(frame: Record<string, unknown>, m: Mutation): Record<string, unknown> {
   const out: Record<string, unknown> = { ...frame };
-  const keys = Object.keys(out);
+  // `type` has its own mutation; aiming the others at it would mostly test the discriminator.
+  const keys = Object.keys(out).length > 1 ? Object.keys(out).filter((k) => k !== 'type') : Object.keys(out);
   const pick = (i: number) => keys[i % keys.length];
   switch (m.kind) {
     case 'none':
@@ -269,7 +289,7 @@ function restCase(k: Known): fc.Arbitrary<RestCase> {
     fc.constant(''),
     fc.tuple(fc.constantFrom('kind', 'source', 'after_id', 'limit', 'offset', 'x'), fc.oneof(fc.constantFrom('pairs', 'ratings', 'policy', 'reward', 'siblings,compare', 'import,,bogus', '-1', '1e99', '99999999999999999999', 'NaN', ''), fc.string({ maxLength: 8 }))).map(([key, v]) => `?${key}=${encode(v)}`),
   );
-  const auth = fc.constantFrom<RestCase['auth']>('session', 'session', 'session', 'other', 'admin', 'none', 'garbage');
+  const auth = fc.constantFrom<RestCase['auth']>('session', 'session', 'session', 'session', 'session', 'session', 'other', 'admin', 'none', 'garbage');
   const adminAuth = fc.constantFrom<RestCase['auth']>('admin', 'admin', 'admin', 'session', 'none', 'garbage');
   const method = (usual: string) => fc.oneof({ arbitrary: fc.constant(usual), weight: 8 }, { arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'), weight: 1 });
   const contentType = fc.oneof({ arbitrary: fc.constant('application/json'), weight: 6 }, { arbitrary: fc.constantFrom(undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1'), weight: 1 });

@@ -46,7 +46,7 @@ const USAGE = `usage: npm run bench -- [--json] [--markdown FILE] [--only ${SECT
   --streams          concurrent streams during the swap and memory sections (default 8)
   --swaps            model activations during the swap section (default 3)
   --memory-tokens    tokens generated between the two memory readings (default 10000)
-  --training-rounds  rounds of one stream measured while a training run is running (default 5)
+  --training-rounds  rounds of one stream measured while a training run is running (default 30)
   --timeout-s        stop with an error after this long (default 1800)`;
 
 type Outcome<T> = T | { error: string } | Skipped;
@@ -105,7 +105,7 @@ function parse(argv: string[]) {
     streams: intFlag('streams', v.streams, 1, 64, 8),
     swaps: intFlag('swaps', v.swaps, 1, 20, 3),
     memoryTokens: intFlag('memory-tokens', v['memory-tokens'], 1, 1_000_000, 10_000),
-    trainingRounds: intFlag('training-rounds', v['training-rounds'], 1, 100, 5),
+    trainingRounds: intFlag('training-rounds', v['training-rounds'], 1, 1000, 30),
     timeoutS: intFlag('timeout-s', v['timeout-s'], 10, 24 * 3600, 1800),
   };
 }

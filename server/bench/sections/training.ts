@@ -92,6 +92,7 @@ export async function duringTraining(
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+const TRAINING_PHASES = new Set(['reward model', 'ppo', 'gate']);
 
 async function readError(res: Response): Promise<string> {
   const text = await res.text().catch(() => '');
@@ -119,8 +120,11 @@ export function adminTrainStarter(url: string, adminToken: string, { waitRunning
     const status = async (): Promise<string> => {
       const r = await fetch(`${url}/api/admin/runs/${id}`, { headers });
       if (!r.ok) throw new Error(`GET /api/admin/runs/${id} answered ${r.status}: ${await readError(r)}`);
-      const b = (await r.json()) as { run?: { status?: string }; status?: string };
-      return b.run?.status ?? b.status ?? 'unknown';
+      const b = (await r.json()) as { run?: { status?: string; metrics?: { phase?: unknown } } };
+      const s = b.run?.status ?? 'unknown';
+      // A run is 'running' from its claim, while its inputs are still being read: measure only once
+      // the training child is working (its phases), which is what loads the machine.
+      return s === 'running' && !TRAINING_PHASES.has(String(b.run?.metrics?.phase)) ? 'preparing' : s;
     };
     const deadline = Date.now() + waitRunningMs;
     for (;;) {

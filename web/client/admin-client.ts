@@ -72,9 +72,9 @@ export class AdminClient {
     return Array.isArray(body) ? body : body.runs;
   }
 
-  /** Starts a training run now; returns its id. */
-  train(): Promise<{ id: number }> {
-    return this.post('/api/admin/train');
+  /** Queues a training run now (the trainer takes it at once unless one is running); returns it. */
+  async train(): Promise<TrainingRunInfo> {
+    return (await this.post<{ run: TrainingRunInfo }>('/api/admin/train')).run;
   }
 
   /**

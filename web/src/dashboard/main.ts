@@ -226,7 +226,17 @@ async function act(fn: () => Promise<unknown>, done: string): Promise<void> {
 }
 
 byId('rollback').addEventListener('click', () => void act(() => admin!.rollback(), 'Rolled back to the previous version.'));
-byId('train').addEventListener('click', () => void act(async () => admin!.train(), 'Training run started.'));
+byId('train').addEventListener('click', () =>
+  void (async () => {
+    try {
+      const run = await admin!.train();
+      alertsEl.replaceChildren(h('div', { class: 'notice' }, `Training run ${run.id} queued; its progress shows below.`));
+    } catch (err) {
+      showError(err);
+    }
+    await refresh();
+  })(),
+);
 
 async function download(kind: ExportKind): Promise<void> {
   if (!admin) return;

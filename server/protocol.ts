@@ -40,7 +40,7 @@ export type ErrorCode =
   | 'too_large' // 413: prompt over MAX_PROMPT_CHARS, body over MAX_FRAME_BYTES
   | 'busy' // 429: the engine's rows and queue are full
   | 'rate_limited' // 429: over MAX_INFLIGHT_PER_SESSION or RATE_LIMIT_PER_MINUTE
-  | 'unavailable' // 503: no model loaded, shutting down
+  | 'unavailable' // 503: no model loaded, shutting down, database unreachable
   | 'internal'; // 500
 
 /** Why a reply ended: end of turn or a stop string, the token budget, or a cancel. */

@@ -38,7 +38,7 @@ export function resolveDecoding(input: unknown, limits: ServerLimits): DecodeOpt
   }
   const options = parseDecodeOptions({ max_new_tokens: Math.min(DEFAULT_MAX_NEW_TOKENS, limits.maxNewTokens), ...given });
   // The options are stored as jsonb with the reply, which refuses U+0000 and lone surrogates; neither
-  // can match generated text anyway (it is well-formed and NUL-free, see chat/replies.ts).
+  // can match generated text anyway (well-formed, NUL-free: model/decode/chat-reply.ts).
   for (const stop of options.stop ?? []) {
     if (stop.includes('\u0000') || hasLoneSurrogate(stop)) throw new ApiError('bad_request', `stop strings must be well-formed text without U+0000 (got ${JSON.stringify(stop)})`);
   }

@@ -134,9 +134,8 @@ async function pump(
         deps.metrics.itl.observe((now - last) / 1000);
       }
       last = now;
-      const piece = storable(ev.text);
-      text += piece;
-      spec.sink.delta(piece);
+      text += ev.text;
+      spec.sink.delta(ev.text);
     }
   } catch (err) {
     failure = err;
@@ -153,9 +152,8 @@ async function pump(
       return;
     }
     const finishReason = wireFinishReason(done.finishReason);
-    const doneText = storable(done.text);
     await finishReply(deps.db, start.messageId, {
-      text: doneText,
+      text: done.text,
       finishReason,
       promptTokens: done.promptTokens,
       completionTokens: done.completionTokens,
@@ -168,7 +166,7 @@ async function pump(
     deps.metrics.tokens.inc(done.completionTokens);
     spec.sink.done({
       messageId: start.messageId,
-      text: doneText,
+      text: done.text,
       finishReason,
       usage: { prompt_tokens: done.promptTokens, completion_tokens: done.completionTokens },
       modelVersion: start.modelVersion,
@@ -180,12 +178,4 @@ async function pump(
     await markFailed(deps, [start.messageId]);
     spec.sink.error(new ApiError('internal', 'the reply could not be stored'));
   }
-}
-
-/**
- * Generated text as it can be stored and sent: PostgreSQL refuses U+0000 in text, and a byte-level
- * tokenizer can produce it. Per piece, so that the deltas still concatenate to the stored text.
- */
-function storable(text: string): string {
-  return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }

@@ -4,25 +4,10 @@
  * message and never opens the database: PGlite allows one connection, and a crash of the child then
  * cannot leave anything half-written there.
  */
-import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
-import type { OnlineRunConfig, OnlineRunResult } from './online-run.ts';
+import type { OnlineRunInputs, OnlineRunResult } from './online-run.ts';
 
-/** One run's inputs, as plain data. */
-export interface RunJob {
-  runId: number;
-  policyDir: string;
-  referenceDir: string;
-  rewardDir: string | null;
-  pairs: PreferencePair[];
-  ratings: RatedReply[];
-  heldOutPairs: PreferencePair[];
-  prompts: ChatMessage[][];
-  gatePrompts: ChatMessage[][];
-  gateDialogues: ChatMessage[][];
-  outDir: string;
-  config: OnlineRunConfig;
-}
+/** One run's inputs, as plain data: runOnlineTraining's inputs without the callbacks. */
+export type RunJob = Omit<OnlineRunInputs, 'progress' | 'onIteration' | 'onPhase'> & { runId: number };
 
 export type ToChild = { type: 'run'; job: RunJob };
 

@@ -58,7 +58,9 @@ export function markdown(r: BenchReport): string {
   }
   const training = figures('training', r.training);
   if (training) {
+    rows.push(['training', `idle, same ${training.rounds} rounds just before: TTFT p50/p99; inter-token p50/p99`, `${pair(training.idle.ttft_ms)}; ${pair(training.idle.inter_token_ms)}`]);
     rows.push(['training', `during a training run (${training.rounds} rounds): TTFT p50/p99; inter-token p50/p99`, `${pair(training.ttft_ms)}; ${pair(training.inter_token_ms)}`]);
+    rows.push(['training', 'during / idle: TTFT p50, p99; inter-token p50, p99', `${training.ratio.ttft_p50}, ${training.ratio.ttft_p99}; ${training.ratio.inter_token_p50}, ${training.ratio.inter_token_p99}`]);
   }
   const m = r.machine;
   const backend = m.tfjs_backend ? `${m.tfjs_backend.name}${m.tfjs_backend.simd === null ? '' : m.tfjs_backend.simd ? ' (SIMD)' : ' (no SIMD)'}` : '—';

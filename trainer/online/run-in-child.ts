@@ -5,12 +5,14 @@
  * result, or `signal` aborts it (the child is killed).
  */
 import { fork } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { FromChild, RunJob, RunProgress, ToChild } from './child-protocol.ts';
 import type { OnlineRunResult } from './online-run.ts';
 
 const CHILD = fileURLToPath(new URL('./child-main.ts', import.meta.url));
+const CHILD_NICENESS = 10;
 
 export interface RunInChildOptions {
   onProgress?: (metrics: RunProgress) => void;
@@ -26,6 +28,13 @@ export class TrainingChildError extends Error {
 export function runInChild(job: RunJob, opts: RunInChildOptions = {}): Promise<OnlineRunResult> {
   return new Promise((resolve, reject) => {
     const child = fork(CHILD, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    // Serving comes first: on a shared machine the scheduler gives the server's threads the CPU
+    // before the training child (best effort; some systems refuse to change priorities).
+    try {
+      if (child.pid !== undefined) setPriority(child.pid, CHILD_NICENESS);
+    } catch {
+      // keep the default priority
+    }
     let settled = false;
     let outcome: { result: OnlineRunResult } | { error: string } | null = null;
     const settle = (fn: () => void) => {

@@ -33,6 +33,10 @@ export type StartTraining = () => Promise<TrainingHandle>;
 
 export interface TrainingFigures extends RequestSummary {
   run: Record<string, unknown>;
+  /** The same rounds measured just before the run, with nothing training: the baseline. */
+  idle: RequestSummary;
+  /** During / idle for TTFT and inter-token latency, p50 and p99 (the goal is under 2). */
+  ratio: Record<string, number | null>;
   rounds: number;
   measured_s: number;
   tokens_per_s: number | null;
@@ -49,6 +53,8 @@ export async function duringTraining(
   measure: (round: number) => Promise<RequestResult[]>,
   { rounds, log }: { rounds: number; log: (line: string) => void },
 ): Promise<TrainingFigures | Skipped> {
+  const idle: RequestResult[] = [];
+  for (let r = 0; r < rounds; r++) idle.push(...(await measure(r)));
   let handle: TrainingHandle;
   try {
     handle = await start();
@@ -79,15 +85,27 @@ export async function duringTraining(
     await handle.end();
   }
   if (done === 0) return { skipped: `training run ${JSON.stringify(handle.info)} stopped running before any round was measured` };
+  const during = summarize(results);
+  const baseline = summarize(idle);
+  const ratio: Record<string, number | null> = {};
+  for (const key of ['ttft_ms', 'inter_token_ms'] as const) {
+    for (const p of ['p50', 'p99'] as const) {
+      const a = during[key]?.[p];
+      const b = baseline[key]?.[p];
+      ratio[`${key.replace('_ms', '')}_${p}`] = a != null && b ? round(a / b, 2) : null;
+    }
+  }
   const figures: TrainingFigures = {
     run: handle.info,
+    idle: baseline,
+    ratio,
     rounds: done,
     measured_s: round((performance.now() - t0) / 1000, 1),
-    ...summarize(results),
+    ...during,
     tokens_per_s: rates.length > 0 ? round(median(rates), 1) : null,
     ended_early: endedEarly,
   };
-  log(`training: ${done} round(s) while running: ttft p50 ${figures.ttft_ms?.p50} ms, inter-token p50 ${figures.inter_token_ms?.p50} ms p99 ${figures.inter_token_ms?.p99} ms`);
+  log(`training: ${done} round(s) while running: ttft p50 ${figures.ttft_ms?.p50} ms, inter-token p50 ${figures.inter_token_ms?.p50} ms p99 ${figures.inter_token_ms?.p99} ms; during/idle ${JSON.stringify(ratio)}`);
   return figures;
 }
 

@@ -191,3 +191,20 @@ test('bench:model --preset tiny --runs 1 --json: last stdout line is the result'
   assert.equal(result.runs, 1);
   assert.equal(result.tensors_leaked, 0);
 });
+
+test('npm run trainer: without DATABASE_URL or with bad settings it exits 2 naming each problem', async () => {
+  const none = await runTs('trainer/online/trainer-main.ts', [], { DATABASE_URL: undefined });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /DATABASE_URL=null: is required/);
+  const bad = await runTs('trainer/online/trainer-main.ts', [], {
+    DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+    TRAIN_INTERVAL: 'soon',
+    TRAIN_CONFIG: JSON.stringify({ ppo: { iterations: 0 }, nope: 1 }),
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /TRAIN_INTERVAL="soon": must be a duration/);
+  const config = await runTs('trainer/online/trainer-main.ts', [], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', TRAIN_CONFIG: JSON.stringify({ ppo: { iterations: 0 }, nope: 1 }) });
+  assert.equal(config.code, 2, config.stderr);
+  assert.match(config.stderr, /TRAIN_CONFIG: .*nope/);
+  assert.match(config.stderr, /ppo\.iterations/);
+});

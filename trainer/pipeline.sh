@@ -19,6 +19,8 @@ PRETRAIN_EPOCHS="${PRETRAIN_EPOCHS:-1}"
 SFT_STEPS="${SFT_STEPS:-1000}"
 RM_STEPS="${RM_STEPS:-400}"
 DROPOUT="${DROPOUT:-0}"
+# Data-parallel engines for pretraining and SFT: one per core (wasm runs one thread per engine).
+THREADS="${THREADS:-$(node -p 'require("os").availableParallelism()')}"
 OUT="${OUT:-models/default}"
 HH_EVAL="$CORPUS_DIR/hh-rlhf/helpful-base/test.jsonl.gz"
 
@@ -27,10 +29,10 @@ npm run -s train -- tokenizer --vocab-size=4096 --out="$RUNS/tokenizer/tokenizer
 
 # 2. Pretraining: the small GPT learns English from packed WikiText + Brown text.
 npm run -s train -- pretrain --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
-  --epochs="$PRETRAIN_EPOCHS" --dropout="$DROPOUT" --out="$RUNS/pretrain"
+  --epochs="$PRETRAIN_EPOCHS" --dropout="$DROPOUT" --threads="$THREADS" --out="$RUNS/pretrain"
 
 # 3. SFT: multi-turn Cornell movie dialogues, loss on the assistant's turns only.
-npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --out="$RUNS/sft"
+npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --threads="$THREADS" --out="$RUNS/sft"
 
 # 4. Evaluation of both, so the report shows what SFT changed.
 mkdir -p "$OUT"

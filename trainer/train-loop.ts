@@ -14,6 +14,7 @@ import { AdamW } from './optim/adamw.ts';
 import { learningRate } from './optim/schedule.ts';
 import type { ProgressReporter } from './progress.ts';
 import { evaluate, trainStep } from './train-step.ts';
+import { DataParallel } from './parallel/data-parallel.ts';
 
 /** The optimisation settings every LM stage shares (each field is a CLI flag). */
 export interface LoopConfig {
@@ -32,6 +33,8 @@ export interface LoopConfig {
   /** Checkpoint every N updates (0 = only at the end). */
   checkpointEvery: number;
   seed: number;
+  /** Data-parallel threads (engines), this one included; 1 or unset: plain steps. */
+  threads?: number;
 }
 
 export interface TrainState {
@@ -88,7 +91,7 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
   if (run.resume) {
     const saved = run.resume.state as TrainState;
     if (saved.stage !== run.stage) throw new Error(`cannot resume: the checkpoint is from stage '${saved.stage}', not '${run.stage}'`);
-    const diff = configDiff(saved.config, run.config, ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs']);
+    const diff = configDiff(saved.config, run.config, ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs', 'threads']);
     if (diff.length > 0) throw new Error(`cannot resume with different settings: ${diff.map((k) => `${k} (was ${JSON.stringify(saved.config[k])}, now ${JSON.stringify(run.config[k])})`).join(', ')}`);
     optimizer.restore(run.resume.tensors, saved.step);
     for (const { tensor } of run.resume.tensors) tensor.dispose();
@@ -122,13 +125,14 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
   };
 
   let finalLoss = Number.NaN;
+  const parallel = (loop.threads ?? 1) > 1 ? await DataParallel.start(model, loop.threads!) : null;
   progress.start(total, state.step);
   try {
     while (state.step < total) {
       const batch = run.train.batch(state.epoch, state.index);
       const lr = learningRate(state.step, schedule);
       const t0 = performance.now();
-      const { loss } = await trainStep(model, optimizer, vars, batch, lr, loop.gradClip);
+      const { loss } = parallel ? await parallel.step(optimizer, batch, lr, loop.gradClip) : await trainStep(model, optimizer, vars, batch, lr, loop.gradClip);
       if (!Number.isFinite(loss)) {
         throw new NonFiniteLossError(`loss became ${loss} at step ${state.step + 1}; stopped, the last checkpoint in ${run.out} (if any) is from before it`);
       }
@@ -149,5 +153,6 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
   } finally {
     progress.stop();
     optimizer.dispose();
+    await parallel?.dispose();
   }
 }

@@ -9,7 +9,7 @@ import type { AdamW } from './optim/adamw.ts';
 import { clipByGlobalNorm } from './optim/adamw.ts';
 import type { Batch, BatchSource } from './batches.ts';
 
-function batchLoss(model: GPT, b: Batch, training: boolean): tf.Scalar {
+export function batchLoss(model: GPT, b: Batch, training: boolean): tf.Scalar {
   const x = tf.tensor2d(b.x, [b.rows, b.cols], 'int32'); // (B, T)
   const logits = model.lmLogits(model.hidden(x, training)); // (B*T, V)
   return maskedCrossEntropy(logits, tf.tensor1d(b.y, 'int32'), tf.tensor1d(b.w, 'float32'));

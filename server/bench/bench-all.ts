@@ -26,6 +26,7 @@ import { benchStreams, chatRound, type StreamsFigures } from './sections/streams
 import { benchSwap, type SwapFigures } from './sections/swap.ts';
 import { adminTrainStarter, duringTraining, type Skipped, type TrainingFigures } from './sections/training.ts';
 import type { DecodeFigures, TrainFigures } from '../../model/bench/measure.ts';
+import type { ParallelFigure } from '../../trainer/parallel/measure.ts';
 
 export const SECTIONS = ['train', 'decode', 'streams', 'swap', 'memory', 'training'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -63,7 +64,7 @@ export interface BenchReport {
   /** Parameters of the preset's model measured by train/decode. */
   params: number | null;
   server_model: LocalServer['model'] | null;
-  train?: Outcome<TrainFigures & { runs: number }>;
+  train?: Outcome<TrainFigures & { runs: number; data_parallel: ParallelFigure[] }>;
   decode?: Outcome<DecodeFigures & { runs: number }>;
   streams?: Outcome<StreamsFigures>;
   swap?: Outcome<SwapFigures>;

@@ -29,6 +29,7 @@ export function markdown(r: BenchReport): string {
   const train = figures('train', r.train);
   if (train) {
     rows.push(['train', `tokens/s (batch ${train.batch} x ${train.seq_len}, forward + backward + AdamW)`, `${fmt(train.tokens_per_s)} (${fmt(train.step_s)} s/step)`]);
+    if (train.data_parallel?.length) rows.push(['train', 'training loop step, data-parallel: tokens/s by threads', train.data_parallel.map((d) => `${d.threads}: ${fmt(d.tokens_per_s)}`).join('; ')]);
   }
   const decode = figures('decode', r.decode);
   if (decode) {

@@ -97,7 +97,7 @@ export class EngineHost {
 
   /** Starts the worker and waits until its engine is up (no model loaded yet). */
   static async start(opts: EngineHostOptions): Promise<EngineHost> {
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+    const worker = new Worker(new URL('../../model/worker-entry.mjs', import.meta.url), {
       workerData: { module: new URL('./worker.ts', import.meta.url).href, maxRows: opts.maxRows },
     });
     const engine = await new Promise<EngineInfo>((resolve, reject) => {

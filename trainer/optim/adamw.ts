@@ -37,14 +37,17 @@ export class AdamW {
     decayed: (name: string, v: tf.Variable) => boolean = (name, v) => v.rank >= 2 && !name.endsWith('wpe'),
   ) {
     this.slots = new Map();
-    for (const [name, variable] of vars) {
-      this.slots.set(name, {
-        variable,
-        m: tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_m`),
-        v: tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_v`),
-        decay: decayed(name, variable),
-      });
-    }
+    // The zero tensors the moments start from are temporaries: tidy frees them, the variables stay.
+    tf.tidy(() => {
+      for (const [name, variable] of vars) {
+        this.slots.set(name, {
+          variable,
+          m: tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_m`),
+          v: tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_v`),
+          decay: decayed(name, variable),
+        });
+      }
+    });
   }
 
   /**

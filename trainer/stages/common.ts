@@ -30,12 +30,13 @@ export function loopFields(d: LoopConfig) {
     evalBatches: z.number().int().min(1).default(d.evalBatches),
     checkpointEvery: posInt.default(d.checkpointEvery).describe('checkpoint every N updates (0 = at the end only)'),
     seed: posInt.default(d.seed),
+    threads: z.number().int().min(1).max(64).default(d.threads ?? 1).describe('data-parallel threads: each step\'s batch is split across this many engines, one per core (wasm runs one thread per engine)'),
   };
 }
 
 export function pickLoop(c: LoopConfig): LoopConfig {
-  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed } = c;
-  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed };
+  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads } = c;
+  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads };
 }
 
 /** Common flags: corpus dir, output, resume, JSON progress. */

@@ -7,11 +7,13 @@ import { initEngine, type EngineInfo } from '../../../model/backend.ts';
 import { idSource, measureDecode, measureTrain, type DecodeFigures, type TrainFigures } from '../../../model/bench/measure.ts';
 import { countParams, gptConfig, type PresetName } from '../../../model/gpt/config.ts';
 import { GPT } from '../../../model/gpt/gpt.ts';
+import { defaultThreadCounts, measureDataParallel, type ParallelFigure } from '../../../trainer/parallel/measure.ts';
 
 export interface ModelSections {
   engine: EngineInfo;
   params: number;
-  train?: TrainFigures & { runs: number };
+  /** `data_parallel`: the training loop's step (AdamW) split across 1..cores engines. */
+  train?: TrainFigures & { runs: number; data_parallel: ParallelFigure[] };
   decode?: DecodeFigures & { runs: number };
 }
 
@@ -23,7 +25,10 @@ export async function benchModel(preset: PresetName, runs: number, which: { trai
   const ids = idSource(1234, cfg.vocabSize);
   const out: ModelSections = { engine, params: countParams(cfg) };
   try {
-    if (which.train) out.train = { ...measureTrain(model, cfg, runs, ids, log), runs };
+    if (which.train) {
+      const single = measureTrain(model, cfg, runs, ids, log);
+      out.train = { ...single, runs, data_parallel: await measureDataParallel(model, ids, { runs, threads: defaultThreadCounts(), log }) };
+    }
     if (which.decode) out.decode = { ...(await measureDecode(model, cfg, runs, ids, { log })), runs };
   } finally {
     model.dispose();

@@ -12,7 +12,7 @@ import type { FromChild, RunJob, RunProgress, ToChild } from './child-protocol.t
 import type { OnlineRunResult } from './online-run.ts';
 
 const CHILD = fileURLToPath(new URL('./child-main.ts', import.meta.url));
-const CHILD_NICENESS = 10;
+const CHILD_NICENESS = 19;
 
 export interface RunInChildOptions {
   onProgress?: (metrics: RunProgress) => void;

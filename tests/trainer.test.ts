@@ -119,13 +119,14 @@ describe('training stages (tiny preset, fixture corpora)', () => {
     model.dispose();
   });
 
-  test('--resume after N steps gives the same weights as an uninterrupted run of the same length', async () => {
-    const whole = join(dir, 'whole');
-    const cut = join(dir, 'cut');
-    await runPretrainStage(pretrainArgs([`--out=${whole}`, '--max-steps=6']), new Set(), quiet, noLog);
-    await runPretrainStage(pretrainArgs([`--out=${cut}`, '--max-steps=3']), new Set(), quiet, noLog);
+  for (const threads of [1, 2]) test(`--resume after N steps gives the same weights as an uninterrupted run of the same length (--threads=${threads})`, async () => {
+    const whole = join(dir, threads === 1 ? 'whole' : `whole-${threads}`);
+    const cut = join(dir, `cut-${threads}`);
+    const t = `--threads=${threads}`;
+    await runPretrainStage(pretrainArgs([`--out=${whole}`, '--max-steps=6', t]), new Set(), quiet, noLog);
+    await runPretrainStage(pretrainArgs([`--out=${cut}`, '--max-steps=3', t]), new Set(), quiet, noLog);
     assert.equal((await readCheckpointMeta(cut)).step, 3);
-    await runPretrainStage(pretrainArgs([`--out=${cut}`, '--max-steps=6', '--resume']), new Set(['maxSteps', 'resume', 'out']), quiet, noLog);
+    await runPretrainStage(pretrainArgs([`--out=${cut}`, '--max-steps=6', '--resume', t]), new Set(['maxSteps', 'resume', 'out', 'threads']), quiet, noLog);
     const a = await loadModel(whole);
     const b = await loadModel(cut);
     assert.equal(b.meta.step, 6);

@@ -1,11 +1,12 @@
 /**
  * One error class for everything the server refuses, with a stable code (protocol.ts ErrorCode); REST
  * maps it to an HTTP status in one onError handler, the WebSocket to an `error` frame. Errors of the
- * layers below (feedback store rules, decoding options, engine busy) are translated by `toApiError`.
+ * layers below (feedback store rules, decoding options, run settings, engine busy) are translated by `toApiError`.
  */
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DecodeOptionsError } from '../model/decode/options.ts';
+import { RunConfigError } from '../trainer/online/run-config.ts';
 import { isConnectionError, RepoError } from './db/index.ts';
 import { EngineBusyError, EngineRequestError } from './engine/engine-host.ts';
 import type { ApiErrorBody, ErrorCode } from './protocol.ts';
@@ -53,7 +54,7 @@ export class ApiError extends Error {
 /** Any thrown value as an ApiError; unexpected ones become `internal` (and are logged by the caller). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof DecodeOptionsError) return new ApiError('bad_request', err.message);
+  if (err instanceof DecodeOptionsError || err instanceof RunConfigError) return new ApiError('bad_request', err.message);
   if (err instanceof EngineBusyError) return new ApiError('busy', err.message, 1);
   if (err instanceof EngineRequestError) {
     return new ApiError(err.code === 'bad_request' ? 'bad_request' : err.code === 'unavailable' ? 'unavailable' : 'internal', err.message);

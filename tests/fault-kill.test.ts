@@ -8,24 +8,23 @@
 // may be generating the younger ones): the test ages the cut replies in the database before the
 // restart, and checks that a young unfinished reply is left alone.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import pg from 'pg';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { STALE_REPLY_MS, sweepInterruptedReplies } from '../server/chat/interrupted.ts';
 import { createConversation, createSession, getMessage, insertMessage, migrateToLatest } from '../server/db/index.ts';
 import { createLogger } from '../server/logger.ts';
 import type { ConversationDetail, DoneFrame, ModelVersionInfo, StartFrame, WireMessage } from '../server/protocol.ts';
 import { freePort, startChildServer, type ChildServer } from './helpers/child-server.ts';
+import { openScratchDatabase } from './helpers/scratch-database.ts';
 import { ADMIN_TOKEN, databaseTargets, newSession, TestSocket, tinyCheckpoint } from './helpers/server-harness.ts';
 
 interface KillTarget {
   name: string;
   /** Extra environment for the server and, for PostgreSQL, SQL access to its database. */
-  open(): Promise<{ env: Record<string, string>; query?: (text: string, values?: unknown[]) => Promise<pg.QueryResult>; close(): Promise<void> }>;
+  open(): Promise<{ env: Record<string, string>; query?: (text: string, values?: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>; close(): Promise<void> }>;
 }
 
 function killTargets(): KillTarget[] {
@@ -35,28 +34,11 @@ function killTargets(): KillTarget[] {
     targets.push({
       name: 'PostgreSQL',
       open: async () => {
-        const name = `test_kill_${randomBytes(6).toString('hex')}`;
-        const admin = async (statement: string) => {
-          const client = new pg.Client({ connectionString: serverUrl });
-          await client.connect();
-          try {
-            await client.query(statement);
-          } finally {
-            await client.end();
-          }
-        };
-        await admin(`create database ${name}`);
-        const url = new URL(serverUrl);
-        url.pathname = `/${name}`;
-        const pool = new pg.Pool({ connectionString: url.href, max: 2 });
-        pool.on('error', () => {});
+        const handle = await openScratchDatabase(serverUrl, 'test_kill');
         return {
-          env: { DATABASE_URL: url.href },
-          query: (text, values) => pool.query(text, values),
-          close: async () => {
-            await pool.end();
-            await admin(`drop database if exists ${name} with (force)`);
-          },
+          env: { DATABASE_URL: handle.connectionString! },
+          query: (text, values = []) => handle.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(text, values)),
+          close: () => handle.close(),
         };
       },
     });

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { CHANNELS, createTrainingRun, getTrainingRun, listTrainingRuns, notify } from '../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { parseRunOverrides, resolveRunSettings, RunConfigError } from '../../trainer/online/run-config.ts';
+import { parseRunOverrides, resolveRunSettings } from '../../trainer/online/run-config.ts';
+import { validate } from '../validation.ts';
 import { idParam } from './body.ts';
 
 const TrainBody = z.object({ config: z.record(z.string(), z.unknown()).optional() }).strict();
@@ -16,26 +17,17 @@ export function adminTrainingRoutes(deps: ServerDeps): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .post('/train', async (c) => {
       const text = await c.req.text();
-      let body: z.infer<typeof TrainBody> = {};
+      let json: unknown = {};
       if (text.trim() !== '') {
-        let json: unknown;
         try {
           json = JSON.parse(text);
         } catch {
           throw new ApiError('bad_request', 'the body must be JSON: {} or {"config": {...run setting overrides}}');
         }
-        const parsed = TrainBody.safeParse(json);
-        if (!parsed.success) throw new ApiError('bad_request', `the body must be {} or {"config": {...}}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-        body = parsed.data;
       }
-      let overrides = {};
-      try {
-        overrides = parseRunOverrides(body.config ?? {}, 'config');
-        resolveRunSettings(deps.config.trainer.overrides, overrides);
-      } catch (err) {
-        if (err instanceof RunConfigError) throw new ApiError('bad_request', err.message);
-        throw err;
-      }
+      const body = validate(TrainBody, json);
+      const overrides = parseRunOverrides(body.config ?? {}, 'config');
+      resolveRunSettings(deps.config.trainer.overrides, overrides); // refuses combinations such as a minibatch over the batch
       const run = await createTrainingRun(deps.db, { config: { trigger: 'admin', overrides } });
       c.get('log').info({ run: run.id }, 'training run queued by an admin');
       await notify(deps.db, CHANNELS.runs, String(run.id)).catch(() => {});

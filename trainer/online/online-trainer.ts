@@ -52,18 +52,13 @@ const PROGRESS_WRITE_MS = 1000;
 export class OnlineTrainer {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | null = null;
-  private current: { run: TrainingRun; abort: AbortController; done: Promise<void> } | null = null;
+  private current: { abort: AbortController; done: Promise<void> } | null = null;
   private lock: TrainerLock | null = null;
   private stopped = false;
   private readonly log: Logger;
 
   constructor(private readonly opts: OnlineTrainerOptions) {
     this.log = opts.log;
-  }
-
-  /** The run being trained by this process, if any. */
-  get running(): TrainingRun | null {
-    return this.current?.run ?? null;
   }
 
   start(): void {
@@ -89,12 +84,6 @@ export class OnlineTrainer {
     this.lock = null;
   }
 
-  /** Resolves when the current run (if any) has been recorded. */
-  async idle(): Promise<void> {
-    await this.ticking;
-    await this.current?.done;
-  }
-
   private schedule(ms: number): void {
     clearTimeout(this.timer);
     if (this.stopped) return;
@@ -116,7 +105,7 @@ export class OnlineTrainer {
     const run = await claimNextTrainingRun(this.opts.db);
     if (!run) return;
     const abort = new AbortController();
-    const entry = { run, abort, done: Promise.resolve() };
+    const entry = { abort, done: Promise.resolve() };
     entry.done = this.execute(run, abort.signal).finally(() => {
       this.current = null;
       this.wake();

@@ -63,9 +63,15 @@ async function generate(conn: Connection, sides: { id: RequestId; decoding?: Dec
     for (const side of sides) controllers.push(conn.begin(side.id));
     const decodings = sides.map((s) => resolveDecoding(s.decoding, deps.config.limits));
     release = deps.limits.acquire(conn.session.id, sides.length);
-    const target = await resolveTarget();
-    const specs = sides.map((s, i) => ({ decoding: decodings[i], signal: controllers[i].signal, sink: wsSink(conn, s.id) }));
-    await deps.replies.track(runReplies(deps, { sessionId: conn.session.id, target, specs, api: 'ws', receivedAt }));
+    // Tracked from here, not from the rows' insertion: shutdown waits for a request still resolving
+    // its conversation, which would otherwise write rows after the database closed.
+    await deps.replies.track(
+      (async () => {
+        const target = await resolveTarget();
+        const specs = sides.map((s, i) => ({ decoding: decodings[i], signal: controllers[i].signal, sink: wsSink(conn, s.id) }));
+        await runReplies(deps, { sessionId: conn.session.id, target, specs, api: 'ws', receivedAt });
+      })(),
+    );
   } catch (err) {
     for (const side of sides) conn.sendError(err, side.id);
   } finally {

@@ -11,7 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionCached, attentionFull, causalBiasMatrix, type LayerCache } from './attention.ts';
+import { checkStepTokens, chunkMask, layoutPrompts, splitRows } from './batch-layout.ts';
 import type { GPTConfig } from './config.ts';
+import type { DecodeStep, InferenceModel } from '../inference/inference-model.ts';
 import { KVCache } from './kv-cache.ts';
 import { embedding, gelu, layerNorm, linear, matMulBT, maybeDropout, tidyKeep } from './ops.ts';
 import { initParams, namedParams, nextModelPrefix, type BlockParams, type GPTParams } from './params.ts';
@@ -23,15 +25,11 @@ export interface GPTOptions {
   scalarHead?: boolean;
 }
 
-export interface StepResult {
-  /** Next-token logits per sequence, each (V). */
-  logits: Float32Array[];
+export interface StepResult extends DecodeStep {
   cache: KVCache;
 }
 
-const NEG = -1e9;
-
-export class GPT {
+export class GPT implements InferenceModel {
   readonly prefix: string;
   readonly params: GPTParams;
   readonly hasScalarHead: boolean;
@@ -92,6 +90,10 @@ export class GPT {
       if (w) picked.set(name, w);
     }
     this.loadWeights(picked);
+  }
+
+  concatRows(caches: KVCache[]): KVCache {
+    return KVCache.concatRows(caches);
   }
 
   dispose(): void {
@@ -179,29 +181,6 @@ export class GPT {
   }
 
   /**
-   * Which cached+new columns each new token may attend to: real tokens, not in its future.
-   * Returns the extended key validity (B * (Tc+Tn)) and the additive bias (B * Tn * (Tc+Tn)).
-   */
-  private chunkMask(valid: Uint8Array, batch: number, past: KVCache | null): { keyValid: Uint8Array; bias: Float32Array } {
-    const tn = valid.length / batch;
-    const tc = past ? past.length : 0;
-    const total = tc + tn;
-    const keyValid = new Uint8Array(batch * total);
-    for (let b = 0; b < batch; b++) {
-      if (past) keyValid.set(past.keyValid.subarray(b * tc, (b + 1) * tc), b * total);
-      keyValid.set(valid.subarray(b * tn, (b + 1) * tn), b * total + tc);
-    }
-    const bias = new Float32Array(batch * tn * total);
-    for (let b = 0; b < batch; b++) {
-      for (let i = 0; i < tn; i++) {
-        const row = (b * tn + i) * total;
-        for (let j = 0; j < total; j++) bias[row + j] = keyValid[b * total + j] && j <= tc + i ? 0 : NEG;
-      }
-    }
-    return { keyValid, bias };
-  }
-
-  /**
    * Runs a rectangular chunk of new tokens (B, Tn) through the cached path; positions are per token.
    * Returns hidden states of the chunk (B*Tn, D) and the extended layer caches. Call inside tf.tidy.
    */
@@ -233,27 +212,9 @@ export class GPT {
    * returns the logits at every real position (for tests and scoring).
    */
   async prefill(prompts: number[][], opts: { allLogits?: boolean } = {}): Promise<StepResult & { all?: Float32Array[][] }> {
-    if (prompts.length === 0) throw new Error('prefill needs at least one prompt');
     const V = this.config.vocabSize;
-    const tn = Math.max(...prompts.map((p) => p.length));
-    prompts.forEach((p, i) => {
-      if (p.length === 0) throw new Error(`prompt ${i} is empty`);
-      if (p.length > this.config.context) throw new Error(`prompt ${i} has ${p.length} tokens; context is ${this.config.context}`);
-      for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`prompt ${i} has token id ${id} outside [0, ${V})`);
-    });
-    const batch = prompts.length;
-    const tokens = new Int32Array(batch * tn);
-    const valid = new Uint8Array(batch * tn);
-    const positions = new Int32Array(batch * tn);
-    prompts.forEach((p, b) => {
-      const pad = tn - p.length;
-      for (let i = 0; i < p.length; i++) {
-        tokens[b * tn + pad + i] = p[i];
-        valid[b * tn + pad + i] = 1;
-        positions[b * tn + pad + i] = i;
-      }
-    });
-    const { keyValid, bias } = this.chunkMask(valid, batch, null);
+    const { batch, length: tn, tokens, valid, positions, nextPos } = layoutPrompts(prompts, this.config);
+    const { keyValid, bias } = chunkMask(valid, batch, null);
     const { logits, all, layers } = tidyKeep(() => {
       const r = this.chunk(tokens, positions, bias, batch, null);
       const lastRows = tf.tensor1d(Array.from({ length: batch }, (_, b) => b * tn + tn - 1), 'int32');
@@ -261,7 +222,6 @@ export class GPT {
       const allLogits = opts.allLogits ? this.generationLogits(r.hidden) : null; // (B*Tn, V)
       return { logits: last, all: allLogits, layers: r.layers };
     });
-    const nextPos = new Int32Array(prompts.map((p) => p.length));
     const cache = new KVCache(layers, keyValid, nextPos, batch, tn);
     const rows = splitRows(await logits.data(), batch, V);
     logits.dispose();
@@ -279,17 +239,13 @@ export class GPT {
    * A sequence whose next position would reach `context` is an error: the caller crops and re-prefills.
    */
   async step(cache: KVCache, tokens: number[]): Promise<StepResult> {
+    if (!(cache instanceof KVCache)) throw new Error('step got a cache made by another engine');
     cache.assertLive();
     const V = this.config.vocabSize;
-    if (tokens.length !== cache.batch) throw new Error(`step got ${tokens.length} tokens for a batch of ${cache.batch}`);
-    for (let b = 0; b < cache.batch; b++) {
-      if (cache.nextPos[b] >= this.config.context) throw new Error(`sequence ${b} is full (context ${this.config.context})`);
-      const id = tokens[b];
-      if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`token id ${id} outside [0, ${V})`);
-    }
+    checkStepTokens(tokens, cache, this.config);
     const batch = cache.batch;
     const valid = new Uint8Array(batch).fill(1);
-    const { keyValid, bias } = this.chunkMask(valid, batch, cache);
+    const { keyValid, bias } = chunkMask(valid, batch, cache);
     const { logits, layers } = tidyKeep(() => {
       const r = this.chunk(Int32Array.from(tokens), cache.nextPos, bias, batch, cache);
       return { logits: this.generationLogits(r.hidden), layers: r.layers }; // (B, V)
@@ -301,9 +257,4 @@ export class GPT {
     logits.dispose();
     return { logits: rows, cache: next };
   }
-}
-
-function splitRows(data: Float32Array | Int32Array | Uint8Array, rows: number, width: number): Float32Array[] {
-  const flat = data instanceof Float32Array ? data : Float32Array.from(data);
-  return Array.from({ length: rows }, (_, r) => flat.slice(r * width, (r + 1) * width));
 }

@@ -1,0 +1,146 @@
+/**
+ * Which engine runs inference in this process: ONNX Runtime (`ort`, the default where it loads) or the
+ * tfjs model itself (`tfjs`, also the training engine). Chosen once and logged. `INFERENCE_ENGINE`
+ * forces one: a forced engine that cannot start is an error, never a silent fallback. For ort,
+ * `ORT_PROVIDER=cpu|cuda` picks the execution provider (cuda needs onnxruntime-node's CUDA binaries,
+ * see docs/inference.md) and `ORT_THREADS` the intra-op threads per session.
+ *
+ * `inferenceModel(gpt)` gives the chosen engine's view of a loaded tfjs model: the model itself for
+ * tfjs, or an ORT session built from a copy of its current weights (the caller still owns `gpt`).
+ */
+import type { GPT } from '../gpt/gpt.ts';
+import type { InferenceModel } from './inference-model.ts';
+
+export const INFERENCE_ENGINES = ['ort', 'tfjs'] as const;
+export type InferenceEngineName = (typeof INFERENCE_ENGINES)[number];
+
+export interface InferenceEngineInfo {
+  name: InferenceEngineName;
+  reason: 'forced' | 'auto';
+  /** ort: execution provider, intra-op threads and package version. */
+  provider?: string;
+  threads?: number;
+  version?: string;
+  /** auto only: why ort did not start, when it did not. */
+  skipped?: string;
+}
+
+export interface OrtSettings {
+  provider: 'cpu' | 'cuda';
+  threads: number;
+}
+
+function parseEngine(value: string | undefined): InferenceEngineName | undefined {
+  if (value === undefined || value === '') return undefined;
+  if ((INFERENCE_ENGINES as readonly string[]).includes(value)) return value as InferenceEngineName;
+  throw new Error(`INFERENCE_ENGINE=${value} is not one of ${INFERENCE_ENGINES.join(', ')}`);
+}
+
+/** ORT_PROVIDER and ORT_THREADS, validated. */
+export function ortSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OrtSettings {
+  const provider = env.ORT_PROVIDER || 'cpu';
+  if (provider !== 'cpu' && provider !== 'cuda') throw new Error(`ORT_PROVIDER=${provider} is not one of cpu, cuda`);
+  const threadsText = env.ORT_THREADS || '1';
+  const threads = Number(threadsText);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new Error(`ORT_THREADS=${threadsText} must be an integer in [1, 64]`);
+  return { provider, threads };
+}
+
+let chosen: Promise<InferenceEngineInfo> | null = null;
+let chosenInfo: InferenceEngineInfo | null = null;
+
+/** Loads onnxruntime-node and runs a one-layer graph on the chosen provider, so a broken install fails here. */
+async function startOrt(settings: OrtSettings): Promise<string> {
+  const ort = await import('onnxruntime-node');
+  const { OrtGPT } = await import('../ort/ort-gpt.ts');
+  const { PRESETS } = await import('../gpt/config.ts');
+  const config = { ...PRESETS.tiny, vocabSize: 16, context: 4, dModel: 4, nHeads: 1, nLayers: 1 };
+  const weights = new Map<string, Float32Array>();
+  const D = config.dModel;
+  const shapes: Record<string, number> = {
+    wte: 16 * D, wpe: 4 * D, 'ln_f/gamma': D, 'ln_f/beta': D,
+    'h0/ln1/gamma': D, 'h0/ln1/beta': D, 'h0/ln2/gamma': D, 'h0/ln2/beta': D,
+    'h0/attn/w_qkv': 3 * D * D, 'h0/attn/b_qkv': 3 * D, 'h0/attn/w_out': D * D, 'h0/attn/b_out': D,
+    'h0/mlp/w_fc': 4 * D * D, 'h0/mlp/b_fc': 4 * D, 'h0/mlp/w_proj': 4 * D * D, 'h0/mlp/b_proj': D,
+  };
+  for (const [name, size] of Object.entries(shapes)) weights.set(name, new Float32Array(size).fill(0.1));
+  const probe = await OrtGPT.create(config, weights, { ...settings, graphs: 'one' });
+  try {
+    const { cache } = await probe.prefill([[1, 2]]);
+    cache.dispose();
+  } finally {
+    probe.dispose();
+  }
+  return ort.env.versions.node ?? 'unknown';
+}
+
+/**
+ * Chooses the inference engine once per process (later calls return the same choice; a different
+ * forced one is an error).
+ */
+export function initInference(
+  opts: { engine?: InferenceEngineName; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {},
+): Promise<InferenceEngineInfo> {
+  const env = opts.env ?? process.env;
+  const forced = opts.engine ?? parseEngine(env.INFERENCE_ENGINE);
+  if (chosen) {
+    return chosen.then((info) => {
+      if (forced && forced !== info.name) throw new Error(`inference engine already started as ${info.name}; cannot switch to ${forced}`);
+      return info;
+    });
+  }
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  chosen = (async (): Promise<InferenceEngineInfo> => {
+    const reason = forced ? 'forced' : 'auto';
+    let skipped: string | undefined;
+    if (forced !== 'tfjs') {
+      try {
+        const settings = ortSettingsFromEnv(env);
+        const version = await startOrt(settings);
+        const info: InferenceEngineInfo = { name: 'ort', reason, ...settings, version };
+        log(`[engine] inference on onnxruntime-node ${version}, provider ${settings.provider}, ${settings.threads} thread(s) (${reason})`);
+        return (chosenInfo = info);
+      } catch (err) {
+        const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+        if (forced === 'ort') throw new Error(`inference engine 'ort' could not start: ${message}`);
+        skipped = message;
+      }
+    }
+    const info: InferenceEngineInfo = { name: 'tfjs', reason, ...(skipped ? { skipped } : {}) };
+    log(`[engine] inference on tfjs (${reason})${skipped ? `; ort did not start: ${skipped}` : ''}`);
+    return (chosenInfo = info);
+  })();
+  chosen.catch(() => {
+    chosen = null;
+  });
+  return chosen;
+}
+
+/** The engine chosen so far, or null before `initInference` finished. */
+export function inferenceEngineInfo(): InferenceEngineInfo | null {
+  return chosenInfo;
+}
+
+/** Checkpoint-named weights of a tfjs model, copied out as Float32Arrays. */
+export async function weightArrays(gpt: GPT): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, v] of gpt.namedWeights()) out.set(name, Float32Array.from(await v.data()));
+  return out;
+}
+
+/**
+ * The chosen engine's inference model for `gpt`'s current weights. For ort it is a new session (its
+ * own copy of the weights: later training of `gpt` does not change it; dispose it when done); for
+ * tfjs it is `gpt` itself.
+ */
+export async function inferenceModel(gpt: GPT, engine?: InferenceEngineName): Promise<InferenceModel> {
+  const name = engine ?? (await initInference()).name;
+  if (name === 'tfjs') return gpt;
+  const { OrtGPT } = await import('../ort/ort-gpt.ts');
+  return OrtGPT.create(gpt.config, await weightArrays(gpt), ortSettingsFromEnv());
+}
+
+/** Whether `m` is a separate inference copy (to dispose) rather than the tfjs model itself. */
+export function ownsWeights(m: InferenceModel, gpt: GPT): boolean {
+  return m !== gpt;
+}

@@ -85,6 +85,30 @@ describe('engine worker', () => {
     assert.deepEqual(stats.drainingVersions, []);
   });
 
+  test('20 swaps with a stream running across each keep live ORT sessions and tfjs tensors flat', async () => {
+    assert.equal(host.inference.name, process.env.INFERENCE_ENGINE || 'ort', 'the default inference engine is ort where it loads');
+    const start = await host.stats();
+    assert.equal(start.liveModels, 1);
+    assert.equal(start.liveOrtModels, host.inference.name === 'ort' ? 1 : 0);
+    for (let i = 0; i < 20; i++) {
+      const running = host.reply(user('The game was'), parseDecodeOptions({ max_new_tokens: 12 }));
+      const before = (await running.started).version;
+      await host.load(i % 2 === 0 ? modelA : modelB, `swap-${i}`);
+      const mid = await host.stats();
+      // The old model is kept while its stream runs, or already released if the stream just ended.
+      assert.ok(mid.liveModels <= 2 && mid.liveOrtModels <= (host.inference.name === 'ort' ? 2 : 0), `swap ${i}: ${JSON.stringify(mid)}`);
+      const events = await collect(running.events);
+      assert.equal(events.at(-1)?.type, 'done');
+      assert.notEqual(before, `swap-${i}`);
+    }
+    const end = await host.stats();
+    assert.equal(end.activeVersion, 'swap-19');
+    assert.deepEqual(end.drainingVersions, []);
+    assert.equal(end.liveModels, start.liveModels);
+    assert.equal(end.liveOrtModels, start.liveOrtModels);
+    assert.equal(end.numTensors, start.numTensors);
+  });
+
   test('a corrupted checkpoint is refused and the active model keeps serving', async () => {
     const bad = join(dir, 'bad');
     const { model, tokenizer } = { model: await untrainedTinyModel(), tokenizer: tinyTokenizer() };

@@ -15,6 +15,7 @@ import { argmax } from '../decode/logits.ts';
 import { seededRng } from '../decode/rng.ts';
 import type { GPTConfig } from '../gpt/config.ts';
 import type { GPT } from '../gpt/gpt.ts';
+import type { InferenceModel } from '../inference/inference-model.ts';
 import { maskedCrossEntropy } from '../gpt/loss.ts';
 
 export const TRAIN_BATCH = 16;
@@ -86,7 +87,7 @@ export function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: nu
 }
 
 /** Prefills `prompts`, then runs `steps` greedy steps; returns the seconds of the steps only. */
-export async function timeCachedDecode(model: GPT, prompts: number[][], steps: number): Promise<number> {
+export async function timeCachedDecode(model: InferenceModel, prompts: number[][], steps: number): Promise<number> {
   let { logits, cache } = await model.prefill(prompts);
   try {
     sampleRss();
@@ -106,7 +107,7 @@ export async function timeCachedDecode(model: GPT, prompts: number[][], steps: n
  * forward, with the same kept output projection as the cached path) and throws the cache away, so
  * the two figures differ only by the cache.
  */
-export async function timeNoCacheDecode(model: GPT, prompt: number[], steps: number): Promise<number> {
+export async function timeNoCacheDecode(model: InferenceModel, prompt: number[], steps: number): Promise<number> {
   const seq = [...prompt];
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) {

@@ -5,8 +5,7 @@
  * reorders its own rows. Batch-8 decoding costs little more than batch-1 on this engine (per-op
  * overhead dominates), which is what lets several users chat at near single-user speed.
  */
-import type { GPT } from '../gpt/gpt.ts';
-import { KVCache } from '../gpt/kv-cache.ts';
+import type { DecodeCache, InferenceModel } from '../inference/inference-model.ts';
 import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
 
 export interface BatchRequest {
@@ -39,12 +38,12 @@ export interface BatcherStats {
 export class Batcher {
   private entries: Entry[] = [];
   private readonly queue: Entry[] = [];
-  private cache: KVCache | null = null;
+  private cache: DecodeCache | null = null;
   private running = false;
   private steps = 0;
 
   constructor(
-    readonly model: GPT,
+    readonly model: InferenceModel,
     /** Rows allowed in the batch at once; requests beyond it wait in the queue. */
     private readonly maxRows: number,
   ) {
@@ -135,7 +134,7 @@ export class Batcher {
       return;
     }
     const fresh = isIdentity(parents, cache.batch) ? cache : cache.selectRows(parents);
-    this.cache = this.cache ? KVCache.concatRows([this.cache, fresh]) : fresh;
+    this.cache = this.cache ? this.model.concatRows([this.cache, fresh]) : fresh;
     this.entries.push(...joined);
   }
 
@@ -186,7 +185,7 @@ export class Batcher {
     this.reselect(stayRows);
     const histories = moved.flatMap((e) => e.req.decoder.histories().map((h) => h.slice(Math.max(0, h.length - keep), h.length - 1)));
     const rebuilt = await this.model.prefill(histories);
-    this.cache = this.cache ? KVCache.concatRows([this.cache, rebuilt.cache]) : rebuilt.cache;
+    this.cache = this.cache ? this.model.concatRows([this.cache, rebuilt.cache]) : rebuilt.cache;
     this.entries.push(...moved);
   }
 

@@ -4,7 +4,7 @@
  * strings. `ReplyText` does the token->text half for any driver (a request alone, or the server's
  * shared batch); `generateReply` wires both halves to a request running alone.
  */
-import type { GPT } from '../gpt/gpt.ts';
+import type { InferenceModel } from '../inference/inference-model.ts';
 import type { GPTConfig } from '../gpt/config.ts';
 import { renderPrompt, StreamDecoder, type ChatMessage, type Tokenizer } from '../tokenizer/index.ts';
 import type { GenerationEvent } from './decoder.ts';
@@ -102,7 +102,7 @@ export class ReplyText {
 
 /** A reply to `messages` from a model running this request alone. */
 export async function* generateReply(
-  model: GPT,
+  model: InferenceModel,
   tokenizer: Tokenizer,
   messages: readonly ChatMessage[],
   options: unknown,

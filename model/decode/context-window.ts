@@ -3,8 +3,7 @@
  * that would grow past it is cropped to its most recent tokens and its cache rebuilt (the same
  * cropping nanoGPT's generate does, with the recompute amortised over context/2 steps).
  */
-import type { GPT } from '../gpt/gpt.ts';
-import type { KVCache } from '../gpt/kv-cache.ts';
+import type { DecodeCache, InferenceModel } from '../inference/inference-model.ts';
 
 /** The most recent tokens of a prompt that leave room for at least `reserve` new ones. */
 export function cropPrompt(prompt: readonly number[], context: number, reserve: number): number[] {
@@ -18,11 +17,11 @@ export function cropPrompt(prompt: readonly number[], context: number, reserve: 
  * Consumes `cache`.
  */
 export async function stepWithinWindow(
-  model: GPT,
-  cache: KVCache,
+  model: InferenceModel,
+  cache: DecodeCache,
   tokens: number[],
   sequences: readonly (readonly number[])[],
-): Promise<{ logits: Float32Array[]; cache: KVCache }> {
+): Promise<{ logits: Float32Array[]; cache: DecodeCache }> {
   const context = model.config.context;
   const full = cache.nextPos.some((p) => p >= context);
   if (!full) return model.step(cache, tokens);

@@ -4,7 +4,7 @@
  *
  * The engine speaks token ids only; text, stop strings and UTF-8 are handled by `chat-reply.ts`.
  */
-import type { GPT } from '../gpt/gpt.ts';
+import type { InferenceModel } from '../inference/inference-model.ts';
 import { BeamDecoder } from './beam-search.ts';
 import { cropPrompt, stepWithinWindow } from './context-window.ts';
 import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
@@ -38,7 +38,7 @@ export function createDecoder(prompt: readonly number[], opts: DecodeOptions, ct
  * room in the window.
  */
 export async function* generate(
-  model: GPT,
+  model: InferenceModel,
   prompt: readonly number[],
   options: unknown,
   ctl: GenerationControl,
@@ -67,7 +67,7 @@ export async function* generate(
 
 /** Runs a generation to the end and returns its final event (tests, batch jobs, the CLI). */
 export async function generateToEnd(
-  model: GPT,
+  model: InferenceModel,
   prompt: readonly number[],
   options: unknown,
   ctl: GenerationControl,

@@ -10,6 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { checkStepTokens, chunkMask, layoutPrompts, splitRows } from '../gpt/batch-layout.ts';
 import type { GPTConfig } from '../gpt/config.ts';
 import type { DecodeStep, InferenceModel } from '../inference/inference-model.ts';
+import { countOrtModel } from './live-sessions.ts';
 import { buildGPTGraph, pastKey, pastValue, presentKey, presentValue } from './gpt-graph.ts';
 import { OrtKVCache, type OrtLayerCache } from './ort-kv-cache.ts';
 
@@ -22,12 +23,6 @@ export interface OrtOptions {
   provider?: OrtProvider;
   /** Two sessions (prefill without a past, step with one) or one step graph for both. */
   graphs?: 'one' | 'two';
-}
-
-/** Live sessions of this process (both graphs of a model count as one): the swap tests watch it. */
-let liveModels = 0;
-export function liveOrtModels(): number {
-  return liveModels;
 }
 
 export interface OrtStepResult extends DecodeStep {
@@ -44,7 +39,7 @@ export class OrtGPT implements InferenceModel {
     /** Node count of the step graph. */
     readonly graphNodes: number,
   ) {
-    liveModels += 1;
+    countOrtModel(1);
   }
 
   /** Builds the graphs from checkpoint-named weights and starts the sessions. */
@@ -157,7 +152,7 @@ export class OrtGPT implements InferenceModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    liveModels -= 1;
+    countOrtModel(-1);
     void this.stepSession.release();
     if (this.prefillSession !== this.stepSession) void this.prefillSession.release();
   }

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { EngineInfo } from '../../model/backend.ts';
+import type { InferenceEngineInfo } from '../../model/inference/engine-choice.ts';
 import type { ReplyEvent } from '../../model/decode/chat-reply.ts';
 import type { DecodeOptions } from '../../model/decode/options.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
@@ -88,6 +89,8 @@ export class EngineHost {
   private constructor(
     private readonly worker: Worker,
     readonly engine: EngineInfo,
+    /** The engine that generates (ort or tfjs); `engine` is the tfjs backend that loads checkpoints. */
+    readonly inference: InferenceEngineInfo,
     private readonly opts: EngineHostOptions,
   ) {
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
@@ -100,18 +103,18 @@ export class EngineHost {
     const worker = new Worker(new URL('../../model/worker-entry.mjs', import.meta.url), {
       workerData: { module: new URL('./worker.ts', import.meta.url).href, maxRows: opts.maxRows },
     });
-    const engine = await new Promise<EngineInfo>((resolve, reject) => {
+    const ready = await new Promise<{ engine: EngineInfo; inference: InferenceEngineInfo }>((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {
         if (msg.type === 'ready') {
           worker.off('message', onMessage);
           worker.off('error', reject);
-          resolve(msg.engine);
+          resolve({ engine: msg.engine, inference: msg.inference });
         }
       };
       worker.on('message', onMessage);
       worker.once('error', reject);
     });
-    return new EngineHost(worker, engine, opts);
+    return new EngineHost(worker, ready.engine, ready.inference, opts);
   }
 
   /** The model serving new requests. */

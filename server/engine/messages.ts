@@ -8,6 +8,7 @@ import type { ReplyEvent } from '../../model/decode/chat-reply.ts';
 import type { DecodeOptions } from '../../model/decode/options.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import type { EngineInfo } from '../../model/backend.ts';
+import type { InferenceEngineInfo } from '../../model/inference/engine-choice.ts';
 
 export interface LoadedModelInfo {
   version: string;
@@ -32,10 +33,14 @@ export interface WorkerStats {
   queued: number;
   steps: number;
   numTensors: number;
+  /** Models the inference engine holds (the active one and those still draining); ORT sessions or tfjs models. */
+  liveModels: number;
+  /** ONNX Runtime models whose sessions are not released yet (0 with the tfjs engine). */
+  liveOrtModels: number;
 }
 
 export type FromWorker =
-  | { type: 'ready'; engine: EngineInfo }
+  | { type: 'ready'; engine: EngineInfo; inference: InferenceEngineInfo }
   | { type: 'loaded'; requestId: number; info: LoadedModelInfo }
   | { type: 'load_failed'; requestId: number; error: string }
   | { type: 'started'; id: number; version: string; promptTokens: number }

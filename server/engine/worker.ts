@@ -3,6 +3,10 @@
  * models without dropping streams. Requests already running finish on the weights they started with
  * (each reports its version); new requests go to the newest model; an old model is disposed once its
  * last stream ends.
+ *
+ * Checkpoints are read into a tfjs model (which checks names, shapes and hashes); generation runs on
+ * the inference engine chosen once at start (ONNX Runtime by default, see model/inference): with ort,
+ * the new session is built beside the old one from the loaded weights and the tfjs copy is freed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -11,14 +15,16 @@ import { Batcher } from '../../model/decode/batcher.ts';
 import { chatPrompt, ReplyText } from '../../model/decode/chat-reply.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { countParams } from '../../model/gpt/config.ts';
-import type { GPT } from '../../model/gpt/gpt.ts';
+import { inferenceModel, initInference } from '../../model/inference/engine-choice.ts';
+import type { InferenceModel } from '../../model/inference/inference-model.ts';
+import { liveOrtModels } from '../../model/ort/live-sessions.ts';
 import { loadModel } from '../../model/model-checkpoint.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
 import type { FromWorker, LoadedModelInfo, ToWorker, WorkerStats } from './messages.ts';
 
 interface Served {
   info: LoadedModelInfo;
-  model: GPT;
+  model: InferenceModel;
   tokenizer: Tokenizer;
   batcher: Batcher;
   /** Requests still running on this model. */
@@ -42,7 +48,15 @@ function retire(s: Served): void {
 
 /** Loads and checks a checkpoint: sha256, names/shapes (loadModel), then a warm-up forward that must be finite. */
 async function load(checkpointDir: string, version: string): Promise<Served> {
-  const { model, tokenizer, meta } = await loadModel(checkpointDir, { expectKind: 'policy' });
+  const loaded = await loadModel(checkpointDir, { expectKind: 'policy' });
+  const { tokenizer, meta } = loaded;
+  let model: InferenceModel;
+  try {
+    model = await inferenceModel(loaded.model, inference.name);
+  } finally {
+    // With ort the session holds its own copy of the weights; the tfjs one was only the loader's.
+    if (inference.name !== 'tfjs') loaded.model.dispose();
+  }
   try {
     const s = tokenizer.special;
     const { logits, cache } = await model.prefill([[s.bos, s.user, s.eot, s.assistant]]);
@@ -109,6 +123,8 @@ function stats(): WorkerStats {
     queued: sum('queued'),
     steps: sum('steps'),
     numTensors: tf.memory().numTensors,
+    liveModels: all.length,
+    liveOrtModels: liveOrtModels(),
   };
 }
 
@@ -141,4 +157,5 @@ port.on('message', (msg: ToWorker) => {
 });
 
 const engine = await initEngine();
-send({ type: 'ready', engine });
+const inference = await initInference();
+send({ type: 'ready', engine, inference });

@@ -5,6 +5,7 @@
  */
 import { Hono } from 'hono';
 import { sql } from 'kysely';
+import type { InferenceEngineInfo } from '../../model/inference/engine-choice.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 
 const DB_TIMEOUT_MS = 2000;
@@ -22,6 +23,11 @@ async function databaseOk(deps: ServerDeps): Promise<{ ok: boolean; error?: stri
   }
 }
 
+/** The generating engine as /health reports it. */
+function inferenceEngineJson(info: InferenceEngineInfo) {
+  return { name: info.name, reason: info.reason, provider: info.provider ?? null, threads: info.threads ?? null, version: info.version ?? null };
+}
+
 export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get('/health', async (c) => {
@@ -37,6 +43,7 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
         database: { kind: deps.dbKind, ...db },
         model: { loaded: model !== null, version: serving?.id ?? null, sha256: serving?.sha256 ?? null, params: model?.params ?? null },
         backend: { name: deps.engine.engine.name, package: deps.engine.engine.package, simd: deps.engine.engine.simd ?? null },
+        inference_engine: inferenceEngineJson(deps.engine.inference),
         requests_in_flight: deps.engine.requestsInFlight,
         uptime_s: Math.round(process.uptime()),
       },

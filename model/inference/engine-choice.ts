@@ -82,7 +82,12 @@ export function initInference(
   opts: { engine?: InferenceEngineName; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {},
 ): Promise<InferenceEngineInfo> {
   const env = opts.env ?? process.env;
-  const forced = opts.engine ?? parseEngine(env.INFERENCE_ENGINE);
+  let forced: InferenceEngineName | undefined;
+  try {
+    forced = opts.engine ?? parseEngine(env.INFERENCE_ENGINE);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   if (chosen) {
     return chosen.then((info) => {
       if (forced && forced !== info.name) throw new Error(`inference engine already started as ${info.name}; cannot switch to ${forced}`);

@@ -10,6 +10,7 @@
  * report takes a minute or two on a CPU.
  */
 import type { GPT } from '../model/gpt/gpt.ts';
+import { withInferenceModel } from '../model/inference/engine-choice.ts';
 import { Batcher } from '../model/decode/batcher.ts';
 import { chatPrompt, ReplyText } from '../model/decode/chat-reply.ts';
 import { createDecoder } from '../model/decode/generate.ts';
@@ -84,24 +85,26 @@ function batchesFor(source: BatchSource, maxTokens: number): number {
   return i;
 }
 
-async function replies(model: GPT, tokenizer: Tokenizer, prompts: ChatMessage[][], options: unknown): Promise<string[]> {
+async function replies(gpt: GPT, tokenizer: Tokenizer, prompts: ChatMessage[][], options: unknown): Promise<string[]> {
   const opts = parseDecodeOptions(options);
-  const batcher = new Batcher(model, Math.max(32, opts.beam_width * 8));
-  return Promise.all(
-    prompts.map(async (messages) => {
-      const p = chatPrompt(model.config, tokenizer, messages, opts);
-      const text = new ReplyText(tokenizer, opts.stop, p.ids.length);
-      let out = '';
-      await batcher.run({
-        prompt: p.ids,
-        decoder: createDecoder(p.ids, opts, p.control),
-        onEvents: (evs) => {
-          for (const ev of evs.flatMap((e) => text.push(e))) if (ev.type === 'done') out = ev.text;
-        },
-      });
-      return out;
-    }),
-  );
+  return withInferenceModel(gpt, (model) => {
+    const batcher = new Batcher(model, Math.max(32, opts.beam_width * 8));
+    return Promise.all(
+      prompts.map(async (messages) => {
+        const p = chatPrompt(model.config, tokenizer, messages, opts);
+        const text = new ReplyText(tokenizer, opts.stop, p.ids.length);
+        let out = '';
+        await batcher.run({
+          prompt: p.ids,
+          decoder: createDecoder(p.ids, opts, p.control),
+          onEvents: (evs) => {
+            for (const ev of evs.flatMap((e) => text.push(e))) if (ev.type === 'done') out = ev.text;
+          },
+        });
+        return out;
+      }),
+    );
+  });
 }
 
 export async function evaluateCheckpoint(model: GPT, tokenizer: Tokenizer, o: EvalOptions): Promise<EvalReport> {

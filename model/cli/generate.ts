@@ -10,6 +10,7 @@
 import { parseFlags, UsageError } from './args.ts';
 import { initEngine } from '../backend.ts';
 import { generateReply } from '../decode/chat-reply.ts';
+import { inferenceModel } from '../inference/engine-choice.ts';
 import { DecodeOptionsError, parseDecodeOptions, type DecodeOptions } from '../decode/options.ts';
 import { loadModel } from '../model-checkpoint.ts';
 import type { ChatMessage } from '../tokenizer/index.ts';
@@ -106,18 +107,25 @@ async function main(argv: string[]): Promise<void> {
     const messages: ChatMessage[] = [];
     if (args.system !== undefined) messages.push({ role: 'system', content: args.system });
     messages.push({ role: 'user', content: args.prompt });
+    // The loaded tfjs model is only the checkpoint's reader when another engine generates.
+    const inference = await inferenceModel(model);
+    if (inference !== model) model.dispose();
     const t1 = performance.now();
-    for await (const ev of generateReply(model, tokenizer, messages, args.options)) {
-      if (ev.type === 'delta') {
-        if (args.stream) process.stdout.write(ev.text);
-      } else {
-        process.stdout.write(args.stream ? '\n' : ev.text + '\n');
-        const secs = (performance.now() - t1) / 1000;
-        process.stderr.write(
-          `[generate] ${args.options.strategy}: ${ev.completionTokens} tokens (prompt ${ev.promptTokens}) in ${secs.toFixed(2)}s, ` +
-            `finish ${ev.finishReason}${ev.logprob === null ? '' : `, logprob ${ev.logprob.toFixed(2)}`}${ev.seed === undefined ? '' : `, seed ${ev.seed}`}\n`,
-        );
+    try {
+      for await (const ev of generateReply(inference, tokenizer, messages, args.options)) {
+        if (ev.type === 'delta') {
+          if (args.stream) process.stdout.write(ev.text);
+        } else {
+          process.stdout.write(args.stream ? '\n' : ev.text + '\n');
+          const secs = (performance.now() - t1) / 1000;
+          process.stderr.write(
+            `[generate] ${args.options.strategy}: ${ev.completionTokens} tokens (prompt ${ev.promptTokens}) in ${secs.toFixed(2)}s, ` +
+              `finish ${ev.finishReason}${ev.logprob === null ? '' : `, logprob ${ev.logprob.toFixed(2)}`}${ev.seed === undefined ? '' : `, seed ${ev.seed}`}\n`,
+          );
+        }
       }
+    } finally {
+      inference.dispose();
     }
   } finally {
     model.dispose();

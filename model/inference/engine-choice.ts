@@ -145,7 +145,15 @@ export async function inferenceModel(gpt: GPT, engine?: InferenceEngineName): Pr
   return OrtGPT.create(gpt.config, await weightArrays(gpt), ortSettingsFromEnv());
 }
 
-/** Whether `m` is a separate inference copy (to dispose) rather than the tfjs model itself. */
-export function ownsWeights(m: InferenceModel, gpt: GPT): boolean {
-  return m !== gpt;
+/**
+ * Runs `fn` on the chosen engine's inference model of `gpt`'s current weights, and releases that
+ * model afterwards (an ORT session; never `gpt` itself).
+ */
+export async function withInferenceModel<T>(gpt: GPT, fn: (model: InferenceModel) => Promise<T>): Promise<T> {
+  const model = await inferenceModel(gpt);
+  try {
+    return await fn(model);
+  } finally {
+    if (model !== gpt) model.dispose();
+  }
 }

@@ -12,6 +12,7 @@ import type { GenerationEvent } from '../../model/decode/decoder.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { parseDecodeOptions } from '../../model/decode/options.ts';
 import type { GPT } from '../../model/gpt/gpt.ts';
+import { withInferenceModel } from '../../model/inference/engine-choice.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 import type { BatchSource } from '../batches.ts';
 import { replyStats } from '../evaluation.ts';
@@ -56,18 +57,20 @@ interface Replies {
   texts: string[];
 }
 
-async function greedyReplies(model: GPT, tok: Tokenizer, prompts: ChatMessage[][], maxNewTokens: number): Promise<Replies> {
+async function greedyReplies(gpt: GPT, tok: Tokenizer, prompts: ChatMessage[][], maxNewTokens: number): Promise<Replies> {
   const opts = parseDecodeOptions({ strategy: 'greedy', max_new_tokens: maxNewTokens });
-  const batcher = new Batcher(model, Math.max(1, prompts.length));
-  const results = await Promise.all(
-    prompts.map(async (messages) => {
-      const p = chatPrompt(model.config, tok, messages, opts);
-      let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
-      await batcher.run({ prompt: p.ids, decoder: createDecoder(p.ids, opts, p.control), onEvents: (evs) => evs.forEach((e) => e.type === 'done' && (done = e)) });
-      const ids = done?.ids ?? [];
-      return { prompt: p.ids, actions: done?.finishReason === 'eot' ? [...ids, tok.special.eot] : ids, text: tok.decode(ids, { skipSpecial: true }) };
-    }),
-  );
+  const results = await withInferenceModel(gpt, (model) => {
+    const batcher = new Batcher(model, Math.max(1, prompts.length));
+    return Promise.all(
+      prompts.map(async (messages) => {
+        const p = chatPrompt(model.config, tok, messages, opts);
+        let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
+        await batcher.run({ prompt: p.ids, decoder: createDecoder(p.ids, opts, p.control), onEvents: (evs) => evs.forEach((e) => e.type === 'done' && (done = e)) });
+        const ids = done?.ids ?? [];
+        return { prompt: p.ids, actions: done?.finishReason === 'eot' ? [...ids, tok.special.eot] : ids, text: tok.decode(ids, { skipSpecial: true }) };
+      }),
+    );
+  });
   return { prompts: results.map((r) => r.prompt), actions: results.map((r) => r.actions), texts: results.map((r) => r.text) };
 }
 

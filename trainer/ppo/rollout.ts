@@ -9,6 +9,7 @@ import { chatPrompt } from '../../model/decode/chat-reply.ts';
 import type { GenerationEvent } from '../../model/decode/decoder.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { parseDecodeOptions } from '../../model/decode/options.ts';
+import { withInferenceModel } from '../../model/inference/engine-choice.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 
 export interface Rollout {
@@ -25,22 +26,25 @@ export async function sampleReplies(
   prompts: ChatMessage[][],
   o: { maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number },
 ): Promise<Rollout[]> {
-  const batcher = new Batcher(policy, Math.max(1, prompts.length));
-  return Promise.all(
-    prompts.map(async (messages, i) => {
-      const opts = parseDecodeOptions({ strategy: 'sample', max_new_tokens: o.maxNewTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: (o.seed + i) >>> 0 });
-      const p = chatPrompt(policy.config, tokenizer, messages, opts);
-      let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
-      await batcher.run({
-        prompt: p.ids,
-        decoder: createDecoder(p.ids, opts, p.control),
-        onEvents: (evs) => {
-          for (const e of evs) if (e.type === 'done') done = e;
-        },
-      });
-      const ids = done?.ids ?? [];
-      const ended = done?.finishReason === 'eot';
-      return { promptIds: p.ids, actions: ended ? [...ids, tokenizer.special.eot] : ids, reply: tokenizer.decode(ids, { skipSpecial: true }), ended };
-    }),
-  );
+  // Sampling runs on the inference engine; the update's log-probabilities are recomputed by tfjs.
+  return withInferenceModel(policy, (model) => {
+    const batcher = new Batcher(model, Math.max(1, prompts.length));
+    return Promise.all(
+      prompts.map(async (messages, i) => {
+        const opts = parseDecodeOptions({ strategy: 'sample', max_new_tokens: o.maxNewTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: (o.seed + i) >>> 0 });
+        const p = chatPrompt(policy.config, tokenizer, messages, opts);
+        let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
+        await batcher.run({
+          prompt: p.ids,
+          decoder: createDecoder(p.ids, opts, p.control),
+          onEvents: (evs) => {
+            for (const e of evs) if (e.type === 'done') done = e;
+          },
+        });
+        const ids = done?.ids ?? [];
+        const ended = done?.finishReason === 'eot';
+        return { promptIds: p.ids, actions: ended ? [...ids, tokenizer.special.eot] : ids, reply: tokenizer.decode(ids, { skipSpecial: true }), ended };
+      }),
+    );
+  });
 }

@@ -119,6 +119,19 @@ export async function timeNoCacheDecode(model: InferenceModel, prompt: number[],
   return (performance.now() - t0) / 1000;
 }
 
+/** Median milliseconds of a batch-1 prefill of `length` tokens (the first token's compute), over `runs` after a warm-up. */
+export async function timePrefill(model: InferenceModel, ids: (n: number) => number[], length: number, runs: number): Promise<number> {
+  const prompt = ids(length);
+  const times: number[] = [];
+  for (let r = 0; r <= runs; r++) {
+    const t0 = performance.now();
+    const { cache } = await model.prefill([prompt]);
+    if (r > 0) times.push(performance.now() - t0);
+    cache.dispose();
+  }
+  return round(median(times), 2);
+}
+
 export interface TrainFigures {
   tokens_per_s: number;
   step_s: number;
@@ -154,7 +167,7 @@ export interface DecodeFigures {
 
 /** Medians over `runs` of the decode paths (after an untimed warm-up of each). */
 export async function measureDecode(
-  model: GPT,
+  model: InferenceModel,
   cfg: GPTConfig,
   runs: number,
   ids: (n: number) => number[],

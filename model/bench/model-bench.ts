@@ -1,8 +1,11 @@
 /**
  * `npm run bench:model -- [--json] [--preset small] [--runs 3]`
  *
- * Throughput of the GPT on the chosen engine, with random token ids on a randomly initialised model
- * (speed does not depend on the weights). Progress goes to stderr; with `--json` the last stdout line
+ * Throughput of the GPT, with random token ids on a randomly initialised model (speed does not depend
+ * on the weights). Training runs on tfjs; the decode figures are measured on the serving inference
+ * engine (`inference_engine`: ort by default, see model/inference) and, from the same run, on tfjs
+ * (under `tfjs`). With ort, `ort_threads` repeats batch-1 and batch-8 decode with 1 and 2 intra-op
+ * threads. Progress goes to stderr; with `--json` the last stdout line
  * is one JSON object, otherwise a small table.
  *
  * Measurements (each a median over `--runs`, after a warm-up):
@@ -13,6 +16,8 @@
  * - decode_nocache_tokens_per_s: batch 1, same prompt, 64 new tokens each from a full forward over the
  *   whole sequence so far (prefill of the sequence, cache discarded).
  * - decode_batch8_tokens_per_s: 8 prompts of 12..19 tokens prefilled together, 64 steps, 8*64/time.
+ * - prefill_16_ms / prefill_100_ms: batch-1 prefill of a 16- and a 100-token prompt (or the context),
+ *   median over the runs.
  * When the context cannot hold prompt + 64 new tokens (tiny), fewer steps are run and reported in
  * `decode_steps` / `decode_batch8_steps` and in `deviations`.
  */
@@ -20,9 +25,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { parseFlags, parsePreset, UsageError } from '../cli/args.ts';
 import { initEngine } from '../backend.ts';
-import { countParams, gptConfig, type PresetName } from '../gpt/config.ts';
+import { countParams, gptConfig, type GPTConfig, type PresetName } from '../gpt/config.ts';
 import { GPT } from '../gpt/gpt.ts';
-import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, TRAIN_BATCH, TRAIN_CONTEXT } from './measure.ts';
+import { inferenceModel, initInference, type InferenceEngineInfo } from '../inference/engine-choice.ts';
+import type { InferenceModel } from '../inference/inference-model.ts';
+import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, timePrefill, TRAIN_BATCH, TRAIN_CONTEXT, type DecodeFigures } from './measure.ts';
 
 const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base] [--runs N]';
 
@@ -41,6 +48,13 @@ interface BenchResult {
   decode_steps: number;
   decode_batch8_prompt_tokens: [number, number];
   decode_batch8_steps: number;
+  prefill_16_ms: number;
+  prefill_100_ms: number;
+  inference_engine: { name: string; reason: string; provider: string | null; threads: number | null; version: string | null };
+  /** The decode figures on tfjs (the training engine and the fallback), same run. */
+  tfjs: { decode_tokens_per_s: number; decode_nocache_tokens_per_s: number; decode_batch8_tokens_per_s: number; prefill_16_ms: number; prefill_100_ms: number };
+  /** ort only: batch-1 and batch-8 decode by intra-op thread count. */
+  ort_threads?: { threads: number; decode_tokens_per_s: number; decode_batch8_tokens_per_s: number }[];
   peak_rss_mb: number;
   config: {
     vocab_size: number;
@@ -76,10 +90,51 @@ type Measured = Pick<
   | 'decode_steps'
   | 'decode_batch8_prompt_tokens'
   | 'decode_batch8_steps'
+  | 'prefill_16_ms'
+  | 'prefill_100_ms'
+  | 'tfjs'
+  | 'ort_threads'
 >;
+
+/** Decode throughput and prefill latency of one inference model. */
+async function decodeFigures(model: InferenceModel, cfg: GPTConfig, runs: number, label: string): Promise<DecodeFigures & { prefill_16_ms: number; prefill_100_ms: number }> {
+  log(`decode on ${label}`);
+  const decode = await measureDecode(model, cfg, runs, idSource(1234, cfg.vocabSize), { log });
+  const prefillIds = idSource(99, cfg.vocabSize);
+  return {
+    ...decode,
+    prefill_16_ms: await timePrefill(model, prefillIds, Math.min(16, cfg.context), runs * 5),
+    prefill_100_ms: await timePrefill(model, prefillIds, Math.min(100, cfg.context), runs * 5),
+  };
+}
+
+/** The serving engine's figures (a separate ORT model from the same weights), tfjs's, and ort's by thread count. */
+async function measureEngines(model: GPT, cfg: GPTConfig, runs: number, inference: InferenceEngineInfo) {
+  const tfjs = await decodeFigures(model, cfg, runs, 'tfjs');
+  if (inference.name === 'tfjs') return { serving: tfjs, tfjs, threads: undefined };
+  const serving = await inferenceModel(model, 'ort');
+  let servingFigures;
+  try {
+    servingFigures = await decodeFigures(serving, cfg, runs, `ort (${inference.threads} thread(s))`);
+  } finally {
+    serving.dispose();
+  }
+  const threads = [];
+  for (const t of [1, 2]) {
+    const m = await inferenceModel(model, 'ort', { threads: t });
+    try {
+      const d = await measureDecode(m, cfg, runs, idSource(1234, cfg.vocabSize), { log: (line) => log(`ort ${t} thread(s): ${line}`) });
+      threads.push({ threads: t, decode_tokens_per_s: d.cached_tokens_per_s, decode_batch8_tokens_per_s: d.batch8_tokens_per_s! });
+    } finally {
+      m.dispose();
+    }
+  }
+  return { serving: servingFigures, tfjs, threads };
+}
 
 async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
   const engine = await initEngine();
+  const inference = await initInference({ log });
   const timer = setInterval(sampleRss, 50);
   timer.unref();
   sampleRss();
@@ -93,7 +148,7 @@ async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
   try {
     log(`engine ${engine.name}, preset ${preset} (${countParams(cfg).toLocaleString('en-US')} params), ${runs} run(s), ${availableParallelism()} cores`);
     const train = measureTrain(model, cfg, runs, ids, log);
-    const decode = await measureDecode(model, cfg, runs, ids, { log });
+    const { serving: decode, tfjs, threads } = await measureEngines(model, cfg, runs, inference);
     deviations = decode.deviations;
     result = {
       backend: engine.name,
@@ -108,6 +163,16 @@ async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
       decode_steps: decode.steps,
       decode_batch8_prompt_tokens: decode.batch8_prompt_tokens!,
       decode_batch8_steps: decode.batch8_steps!,
+      prefill_16_ms: decode.prefill_16_ms,
+      prefill_100_ms: decode.prefill_100_ms,
+      tfjs: {
+        decode_tokens_per_s: tfjs.cached_tokens_per_s,
+        decode_nocache_tokens_per_s: tfjs.nocache_tokens_per_s,
+        decode_batch8_tokens_per_s: tfjs.batch8_tokens_per_s!,
+        prefill_16_ms: tfjs.prefill_16_ms,
+        prefill_100_ms: tfjs.prefill_100_ms,
+      },
+      ...(threads && { ort_threads: threads }),
     };
   } finally {
     model.dispose();
@@ -118,6 +183,13 @@ async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
   sampleRss();
   return {
     ...result,
+    inference_engine: {
+      name: inference.name,
+      reason: inference.reason,
+      provider: inference.provider ?? null,
+      threads: inference.threads ?? null,
+      version: inference.version ?? null,
+    },
     peak_rss_mb: round(peakRssBytes() / 2 ** 20),
     config: {
       vocab_size: cfg.vocabSize,
@@ -144,9 +216,12 @@ function table(r: BenchResult): string {
     ['backend', `${r.backend}`],
     ['preset', `${r.preset} (${r.params.toLocaleString('en-US')} params)`],
     ['train', `${r.train_tokens_per_s} tok/s (B=${TRAIN_BATCH}, ${r.train_step_s}s/step)`],
-    ['decode (KV cache)', `${r.decode_tokens_per_s} tok/s`],
-    ['decode (no cache)', `${r.decode_nocache_tokens_per_s} tok/s`],
-    ['decode (batch 8)', `${r.decode_batch8_tokens_per_s} tok/s aggregate`],
+    ['inference engine', `${r.inference_engine.name}${r.inference_engine.provider ? ` (${r.inference_engine.provider}, ${r.inference_engine.threads} thread(s))` : ''}`],
+    ['decode (KV cache)', `${r.decode_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_tokens_per_s})`],
+    ['decode (no cache)', `${r.decode_nocache_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_nocache_tokens_per_s})`],
+    ['decode (batch 8)', `${r.decode_batch8_tokens_per_s} tok/s aggregate (tfjs ${r.tfjs.decode_batch8_tokens_per_s})`],
+    ['prefill 16 / 100', `${r.prefill_16_ms} / ${r.prefill_100_ms} ms (tfjs ${r.tfjs.prefill_16_ms} / ${r.tfjs.prefill_100_ms})`],
+    ...(r.ort_threads ?? []).map((t): [string, string] => [`ort ${t.threads} thread(s)`, `${t.decode_tokens_per_s} tok/s batch 1, ${t.decode_batch8_tokens_per_s} tok/s batch 8`]),
     ['peak RSS', `${r.peak_rss_mb} MB`],
     ['runs / cores / node', `${r.runs} / ${r.cores} / ${r.node}`],
   ];

@@ -138,11 +138,12 @@ export async function weightArrays(gpt: GPT): Promise<Map<string, Float32Array>>
  * own copy of the weights: later training of `gpt` does not change it; dispose it when done); for
  * tfjs it is `gpt` itself.
  */
-export async function inferenceModel(gpt: GPT, engine?: InferenceEngineName): Promise<InferenceModel> {
+export async function inferenceModel(gpt: GPT, engine?: InferenceEngineName, ort: Partial<OrtSettings> = {}): Promise<InferenceModel> {
   const name = engine ?? (await initInference()).name;
   if (name === 'tfjs') return gpt;
+  // Loaded on first use, so that a process on tfjs never loads the native runtime.
   const { OrtGPT } = await import('../ort/ort-gpt.ts');
-  return OrtGPT.create(gpt.config, await weightArrays(gpt), ortSettingsFromEnv());
+  return OrtGPT.create(gpt.config, await weightArrays(gpt), { ...ortSettingsFromEnv(), ...ort });
 }
 
 /**

@@ -33,6 +33,12 @@ export interface BatcherStats {
   liveRequests: number;
   queued: number;
   steps: number;
+  /** Milliseconds spent in the engine's prefill (admissions and window rebuilds) and step calls. */
+  prefillMs: number;
+  stepMs: number;
+  /** Prefill calls and the prompt rows they encoded. */
+  prefills: number;
+  prefillRows: number;
 }
 
 export class Batcher {
@@ -41,6 +47,10 @@ export class Batcher {
   private cache: DecodeCache | null = null;
   private running = false;
   private steps = 0;
+  private prefillMs = 0;
+  private stepMs = 0;
+  private prefills = 0;
+  private prefillRows = 0;
 
   constructor(
     readonly model: InferenceModel,
@@ -56,6 +66,10 @@ export class Batcher {
       liveRequests: this.entries.length,
       queued: this.queue.length,
       steps: this.steps,
+      prefillMs: this.prefillMs,
+      stepMs: this.stepMs,
+      prefills: this.prefills,
+      prefillRows: this.prefillRows,
     };
   }
 
@@ -81,7 +95,9 @@ export class Batcher {
         if (this.entries.length === 0) continue;
         await this.rebuildFullRows();
         const tokens = this.entries.flatMap((e) => e.pending);
+        const t0 = performance.now();
         const { logits, cache } = await this.model.step(this.cache!, tokens);
+        this.stepMs += performance.now() - t0;
         this.cache = cache;
         this.steps += 1;
         this.dispatch(logits);
@@ -114,7 +130,7 @@ export class Batcher {
       admitted.push(e);
     }
     if (admitted.length === 0) return;
-    const { logits, cache } = await this.model.prefill(admitted.map((e) => e.req.prompt));
+    const { logits, cache } = await this.prefill(admitted.map((e) => e.req.prompt));
     const parents: number[] = [];
     const joined: Entry[] = [];
     admitted.forEach((e, i) => {
@@ -184,9 +200,18 @@ export class Batcher {
     this.entries = stay;
     this.reselect(stayRows);
     const histories = moved.flatMap((e) => e.req.decoder.histories().map((h) => h.slice(Math.max(0, h.length - keep), h.length - 1)));
-    const rebuilt = await this.model.prefill(histories);
+    const rebuilt = await this.prefill(histories);
     this.cache = this.cache ? this.model.concatRows([this.cache, rebuilt.cache]) : rebuilt.cache;
     this.entries.push(...moved);
+  }
+
+  private async prefill(prompts: number[][]) {
+    const t0 = performance.now();
+    const r = await this.model.prefill(prompts);
+    this.prefillMs += performance.now() - t0;
+    this.prefills += 1;
+    this.prefillRows += prompts.length;
+    return r;
   }
 
   /** Hands each decoder its rows' logits and applies the rows they keep, fork or drop. */

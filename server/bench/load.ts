@@ -15,6 +15,7 @@
  * server's RSS from /metrics (process_resident_memory_bytes) and no tensor count (null).
  */
 import { loadavg } from 'node:os';
+import * as perfHooks from 'node:perf_hooks';
 import { checkpointFlag, choiceFlag, intFlag, loopbackUrlFlag, numberFlag, parseCommandLine, runCommand, writeStdout, UsageError } from './lib/cli.ts';
 import { runUser, type UserLog } from './lib/chat-user.ts';
 import { shippedCheckpoint, startLocalServer, type LocalServer, type ModelChoice } from './lib/local-server.ts';
@@ -109,6 +110,22 @@ export interface LoadReport {
   latency_ms: { ttft: Distribution | null; total: Distribution | null; inter_token: Distribution | null; rating: Distribution | null };
   tokens: { completion_tokens: number; tokens_per_s: number };
   memory: { source: 'process' | 'metrics'; start: Memory; end: Memory };
+  /** The engine that generated (from /health). */
+  inference_engine: string | null;
+  /**
+   * Where the time went, for a server started here: the engine worker's prefill and step time, and
+   * how busy this process's main thread was (it runs the simulated users, the sockets and the
+   * embedded database).
+   */
+  time: {
+    prefill_s: number;
+    step_s: number;
+    prefills: number;
+    prefill_rows: number;
+    steps: number;
+    engine_busy_share: number;
+    main_thread_busy_share: number;
+  } | null;
 }
 
 function report(logs: UserLog[], elapsedS: number): Pick<LoadReport, 'requests' | 'latency_ms' | 'tokens'> {
@@ -154,6 +171,7 @@ function summaryText(r: LoadReport): string {
     `  rating       ${d(r.latency_ms.rating)}`,
     `  tokens       ${r.tokens.completion_tokens} in ${r.elapsed_s}s = ${r.tokens.tokens_per_s} tokens/s`,
     `  memory       start ${mem(r.memory.start)}; end ${mem(r.memory.end)} (${r.memory.source})`,
+    `  engine       ${r.inference_engine ?? '—'}${r.time ? `: prefill ${r.time.prefill_s}s (${r.time.prefills} calls, ${r.time.prefill_rows} rows), step ${r.time.step_s}s (${r.time.steps} steps), busy ${r.time.engine_busy_share}; main thread busy ${r.time.main_thread_busy_share}` : ''}`,
     '',
   ].join('\n');
 }
@@ -194,6 +212,9 @@ async function main(argv: string[]): Promise<number> {
       return { rss_mb: snap.rss_mb, num_tensors: snap.num_tensors };
     };
     const start = await memory();
+    const health = (await (await fetch(`${url}/health`)).json()) as { inference_engine?: { name: string } };
+    const engineBefore = server ? await server.server.deps.engine.stats() : null;
+    const eluBefore = perfHooks.performance.eventLoopUtilization();
     log(`${args.clients} clients for ${args.seconds}s against ${url}`);
     const clients = await connectClients(url, args.clients, { timeoutMs: 120_000, prefix: 'u' });
     let logs: UserLog[];
@@ -206,7 +227,21 @@ async function main(argv: string[]): Promise<number> {
       closeClients(clients);
     }
     const elapsedS = (performance.now() - t0) / 1000;
+    const elu = perfHooks.performance.eventLoopUtilization(eluBefore);
+    const engineAfter = server ? await server.server.deps.engine.stats() : null;
     const end = await memory();
+    const time =
+      engineBefore && engineAfter
+        ? {
+            prefill_s: round((engineAfter.prefillMs - engineBefore.prefillMs) / 1000, 2),
+            step_s: round((engineAfter.stepMs - engineBefore.stepMs) / 1000, 2),
+            prefills: engineAfter.prefills - engineBefore.prefills,
+            prefill_rows: engineAfter.prefillRows - engineBefore.prefillRows,
+            steps: engineAfter.steps - engineBefore.steps,
+            engine_busy_share: round((engineAfter.prefillMs - engineBefore.prefillMs + engineAfter.stepMs - engineBefore.stepMs) / 1000 / elapsedS, 3),
+            main_thread_busy_share: round(elu.utilization, 3),
+          }
+        : null;
     const out: LoadReport = {
       load: 'rlhf-chat',
       started_at: startedAt,
@@ -218,6 +253,8 @@ async function main(argv: string[]): Promise<number> {
       elapsed_s: round(elapsedS, 2),
       ...report(logs, elapsedS),
       memory: { source: server ? 'process' : 'metrics', start, end },
+      inference_engine: health.inference_engine?.name ?? null,
+      time,
     };
     await writeStdout(args.json ? JSON.stringify(out) + '\n' : summaryText(out));
     return 0;

@@ -33,6 +33,11 @@ export interface WorkerStats {
   queued: number;
   steps: number;
   numTensors: number;
+  /** Engine time of the models held now (see BatcherStats). */
+  prefillMs: number;
+  stepMs: number;
+  prefills: number;
+  prefillRows: number;
   /** Models the inference engine holds (the active one and those still draining); ORT sessions or tfjs models. */
   liveModels: number;
   /** ONNX Runtime models whose sessions are not released yet (0 with the tfjs engine). */

@@ -190,6 +190,15 @@ test('bench:model --preset tiny --runs 1 --json: last stdout line is the result'
   }
   assert.equal(result.runs, 1);
   assert.equal(result.tensors_leaked, 0);
+  // Decode figures are the serving engine's; tfjs's come from the same run.
+  assert.equal(result.inference_engine.name, process.env.INFERENCE_ENGINE || 'ort');
+  for (const key of ['decode_tokens_per_s', 'decode_nocache_tokens_per_s', 'decode_batch8_tokens_per_s', 'prefill_16_ms', 'prefill_100_ms']) {
+    assert.ok(Number.isFinite(result.tfjs[key]) && result.tfjs[key] > 0, `tfjs.${key} = ${result.tfjs[key]}`);
+  }
+  if (result.inference_engine.name === 'ort') {
+    assert.deepEqual(result.ort_threads.map((t: { threads: number }) => t.threads), [1, 2]);
+    for (const t of result.ort_threads) assert.ok(t.decode_tokens_per_s > 0 && t.decode_batch8_tokens_per_s > 0, JSON.stringify(t));
+  }
 });
 
 test('npm run trainer: without DATABASE_URL or with bad settings it exits 2 naming each problem', async () => {

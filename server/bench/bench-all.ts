@@ -21,11 +21,11 @@ import { round } from './lib/stats.ts';
 import { connectClients, closeClients } from './lib/ws-client.ts';
 import { markdown } from './report.ts';
 import { benchMemory, type MemoryFigures } from './sections/memory.ts';
-import { benchModel } from './sections/model.ts';
+import { benchModel, type ModelSections } from './sections/model.ts';
 import { benchStreams, chatRound, type StreamsFigures } from './sections/streams.ts';
 import { benchSwap, type SwapFigures } from './sections/swap.ts';
 import { adminTrainStarter, duringTraining, type Skipped, type TrainingFigures } from './sections/training.ts';
-import type { DecodeFigures, TrainFigures } from '../../model/bench/measure.ts';
+import type { TrainFigures } from '../../model/bench/measure.ts';
 import type { ParallelFigure } from '../../trainer/parallel/measure.ts';
 
 export const SECTIONS = ['train', 'decode', 'streams', 'swap', 'memory', 'training'] as const;
@@ -65,7 +65,7 @@ export interface BenchReport {
   params: number | null;
   server_model: LocalServer['model'] | null;
   train?: Outcome<TrainFigures & { runs: number; data_parallel: ParallelFigure[] }>;
-  decode?: Outcome<DecodeFigures & { runs: number }>;
+  decode?: Outcome<NonNullable<ModelSections['decode']>>;
   streams?: Outcome<StreamsFigures>;
   swap?: Outcome<SwapFigures>;
   memory?: Outcome<MemoryFigures>;

@@ -33,9 +33,12 @@ export function markdown(r: BenchReport): string {
   }
   const decode = figures('decode', r.decode);
   if (decode) {
-    rows.push(['decode', `batch 1, KV cache (prompt ${decode.prompt_tokens}, ${decode.steps} new tokens)`, `${fmt(decode.cached_tokens_per_s)} tokens/s`]);
-    rows.push(['decode', 'batch 1, no cache (full recompute per token)', `${fmt(decode.nocache_tokens_per_s)} tokens/s`]);
-    if (decode.batch8_tokens_per_s !== undefined) rows.push(['decode', 'batch 8, KV cache (aggregate)', `${fmt(decode.batch8_tokens_per_s)} tokens/s`]);
+    const tfjs = decode.tfjs;
+    const beside = (v: number | undefined) => (tfjs && v !== undefined ? ` (tfjs ${fmt(v)})` : '');
+    rows.push(['decode', 'inference engine', decode.inference_engine]);
+    rows.push(['decode', `batch 1, KV cache (prompt ${decode.prompt_tokens}, ${decode.steps} new tokens)`, `${fmt(decode.cached_tokens_per_s)} tokens/s${beside(tfjs?.cached_tokens_per_s)}`]);
+    rows.push(['decode', 'batch 1, no cache (full recompute per token)', `${fmt(decode.nocache_tokens_per_s)} tokens/s${beside(tfjs?.nocache_tokens_per_s)}`]);
+    if (decode.batch8_tokens_per_s !== undefined) rows.push(['decode', 'batch 8, KV cache (aggregate)', `${fmt(decode.batch8_tokens_per_s)} tokens/s${beside(tfjs?.batch8_tokens_per_s)}`]);
     for (const d of decode.deviations) rows.push(['decode', 'deviation', d]);
   }
   const streams = figures('streams', r.streams);

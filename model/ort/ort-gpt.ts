@@ -52,6 +52,9 @@ export class OrtGPT implements InferenceModel {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Idle pool threads would otherwise spin between runs, taking a core from the server's main
+      // thread and from training (only matters with threads > 1).
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     };
     const step = buildGPTGraph({ config, weights, withPast: true });
     const stepSession = await ort.InferenceSession.create(step.bytes, sessionOptions);

@@ -49,27 +49,18 @@ export function ortSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OrtSet
 let chosen: Promise<InferenceEngineInfo> | null = null;
 let chosenInfo: InferenceEngineInfo | null = null;
 
-/** Loads onnxruntime-node and runs a one-layer graph on the chosen provider, so a broken install fails here. */
+/** Loads onnxruntime-node and runs a one-node graph on the chosen provider, so that a broken install fails here. */
 async function startOrt(settings: OrtSettings): Promise<string> {
   const ort = await import('onnxruntime-node');
-  const { OrtGPT } = await import('../ort/ort-gpt.ts');
-  const { PRESETS } = await import('../gpt/config.ts');
-  const config = { ...PRESETS.tiny, vocabSize: 16, context: 4, dModel: 4, nHeads: 1, nLayers: 1 };
-  const weights = new Map<string, Float32Array>();
-  const D = config.dModel;
-  const shapes: Record<string, number> = {
-    wte: 16 * D, wpe: 4 * D, 'ln_f/gamma': D, 'ln_f/beta': D,
-    'h0/ln1/gamma': D, 'h0/ln1/beta': D, 'h0/ln2/gamma': D, 'h0/ln2/beta': D,
-    'h0/attn/w_qkv': 3 * D * D, 'h0/attn/b_qkv': 3 * D, 'h0/attn/w_out': D * D, 'h0/attn/b_out': D,
-    'h0/mlp/w_fc': 4 * D * D, 'h0/mlp/b_fc': 4 * D, 'h0/mlp/w_proj': 4 * D * D, 'h0/mlp/b_proj': D,
-  };
-  for (const [name, size] of Object.entries(shapes)) weights.set(name, new Float32Array(size).fill(0.1));
-  const probe = await OrtGPT.create(config, weights, { ...settings, graphs: 'one' });
+  const { GraphBuilder } = await import('../ort/onnx-builder.ts');
+  const g = new GraphBuilder();
+  g.output(g.op1('Relu', [g.input('x', 'float32', [2])]), 'y', 'float32', [2]);
+  const session = await ort.InferenceSession.create(g.encode('probe'), { executionProviders: [settings.provider], intraOpNumThreads: settings.threads });
   try {
-    const { cache } = await probe.prefill([[1, 2]]);
-    cache.dispose();
+    const { y } = await session.run({ x: new ort.Tensor('float32', Float32Array.of(-1, 2), [2]) });
+    if ((y.data as Float32Array)[1] !== 2) throw new Error('probe graph gave a wrong result');
   } finally {
-    probe.dispose();
+    await session.release();
   }
   return ort.env.versions.node ?? 'unknown';
 }

@@ -7,6 +7,9 @@
  *   Adam applyGradients with an explicit var list, in one tf.tidy; B=16, T=min(128, context).
  * - cached decode: batch 1 (or a batch of prompts), prefill, then greedy `step` calls; timed over the
  *   steps only.
+ *   Also as CPU time (this process's user + system seconds over the same steps): on a shared machine
+ *   wall time measures the load as much as the engine, and steps / CPU seconds estimates what the
+ *   engine does with a core to itself (single-threaded engines only).
  * - no-cache decode: batch 1, each new token from `prefill` over the whole sequence so far (the cache
  *   thrown away), so the two figures differ only by the cache.
  */
@@ -86,20 +89,28 @@ export function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: nu
   return { seconds, tokens: B * T };
 }
 
-/** Prefills `prompts`, then runs `steps` greedy steps; returns the seconds of the steps only. */
-export async function timeCachedDecode(model: InferenceModel, prompts: number[][], steps: number): Promise<number> {
+/** Prefills `prompts`, then runs `steps` greedy steps; returns the wall and CPU seconds of the steps only. */
+export async function timeCachedDecodeCpu(model: InferenceModel, prompts: number[][], steps: number): Promise<{ wall: number; cpu: number }> {
   let { logits, cache } = await model.prefill(prompts);
   try {
     sampleRss();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
       ({ logits, cache } = await model.step(cache, logits.map(argmax)));
       if (s % 8 === 7) sampleRss();
     }
-    return (performance.now() - t0) / 1000;
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return { wall, cpu: (cpu.user + cpu.system) / 1e6 };
   } finally {
     cache.dispose();
   }
+}
+
+/** Prefills `prompts`, then runs `steps` greedy steps; returns the seconds of the steps only. */
+export async function timeCachedDecode(model: InferenceModel, prompts: number[][], steps: number): Promise<number> {
+  return (await timeCachedDecodeCpu(model, prompts, steps)).wall;
 }
 
 /**
@@ -157,6 +168,9 @@ export interface DecodeFigures {
   nocache_tokens_per_s: number;
   /** Aggregate over a batch of 8 with the cache; absent when not asked for. */
   batch8_tokens_per_s?: number;
+  /** The same two cached figures per CPU second instead of per wall second. */
+  cached_cpu_tokens_per_s: number;
+  batch8_cpu_tokens_per_s?: number;
   prompt_tokens: number;
   steps: number;
   batch8_prompt_tokens?: [number, number];
@@ -190,15 +204,21 @@ export async function measureDecode(
   const cached: number[] = [];
   const nocache: number[] = [];
   const batched: number[] = [];
+  const cachedCpu: number[] = [];
+  const batchedCpu: number[] = [];
   for (let r = 1; r <= runs; r++) {
-    const s1 = await timeCachedDecode(model, [prompt], decodeSteps);
+    const t1 = await timeCachedDecodeCpu(model, [prompt], decodeSteps);
+    const s1 = t1.wall;
     cached.push(decodeSteps / s1);
+    cachedCpu.push(decodeSteps / t1.cpu);
     const s2 = await timeNoCacheDecode(model, prompt, decodeSteps);
     nocache.push(decodeSteps / s2);
     let line = `decode run ${r}/${runs}: cached ${(decodeSteps / s1).toFixed(1)} tok/s, no cache ${(decodeSteps / s2).toFixed(1)} tok/s`;
     if (batch8) {
-      const s3 = await timeCachedDecode(model, batchPrompts, batch8Steps);
+      const t3 = await timeCachedDecodeCpu(model, batchPrompts, batch8Steps);
+      const s3 = t3.wall;
       batched.push((BATCH8 * batch8Steps) / s3);
+      batchedCpu.push((BATCH8 * batch8Steps) / t3.cpu);
       line += `, batch ${BATCH8} ${((BATCH8 * batch8Steps) / s3).toFixed(1)} tok/s`;
     }
     log(line);
@@ -206,8 +226,10 @@ export async function measureDecode(
   return {
     cached_tokens_per_s: round(median(cached)),
     nocache_tokens_per_s: round(median(nocache)),
+    cached_cpu_tokens_per_s: round(median(cachedCpu)),
     ...(batch8 && {
       batch8_tokens_per_s: round(median(batched)),
+      batch8_cpu_tokens_per_s: round(median(batchedCpu)),
       batch8_prompt_tokens: [BATCH8_PROMPT_MIN, batch8MaxPrompt] as [number, number],
       batch8_steps: batch8Steps,
     }),

@@ -52,7 +52,18 @@ interface BenchResult {
   prefill_100_ms: number;
   inference_engine: { name: string; reason: string; provider: string | null; threads: number | null; version: string | null };
   /** The decode figures on tfjs (the training engine and the fallback), same run. */
-  tfjs: { decode_tokens_per_s: number; decode_nocache_tokens_per_s: number; decode_batch8_tokens_per_s: number; prefill_16_ms: number; prefill_100_ms: number };
+  tfjs: {
+    decode_tokens_per_s: number;
+    decode_nocache_tokens_per_s: number;
+    decode_batch8_tokens_per_s: number;
+    decode_cpu_tokens_per_s: number;
+    decode_batch8_cpu_tokens_per_s: number;
+    prefill_16_ms: number;
+    prefill_100_ms: number;
+  };
+  /** Batch-1 and batch-8 cached decode per CPU second of this process (see model/bench/measure.ts). */
+  decode_cpu_tokens_per_s: number;
+  decode_batch8_cpu_tokens_per_s: number;
   /** ort only: batch-1 and batch-8 decode by intra-op thread count. */
   ort_threads?: { threads: number; decode_tokens_per_s: number; decode_batch8_tokens_per_s: number }[];
   peak_rss_mb: number;
@@ -92,6 +103,8 @@ type Measured = Pick<
   | 'decode_batch8_steps'
   | 'prefill_16_ms'
   | 'prefill_100_ms'
+  | 'decode_cpu_tokens_per_s'
+  | 'decode_batch8_cpu_tokens_per_s'
   | 'tfjs'
   | 'ort_threads'
 >;
@@ -165,10 +178,14 @@ async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
       decode_batch8_steps: decode.batch8_steps!,
       prefill_16_ms: decode.prefill_16_ms,
       prefill_100_ms: decode.prefill_100_ms,
+      decode_cpu_tokens_per_s: decode.cached_cpu_tokens_per_s,
+      decode_batch8_cpu_tokens_per_s: decode.batch8_cpu_tokens_per_s!,
       tfjs: {
         decode_tokens_per_s: tfjs.cached_tokens_per_s,
         decode_nocache_tokens_per_s: tfjs.nocache_tokens_per_s,
         decode_batch8_tokens_per_s: tfjs.batch8_tokens_per_s!,
+        decode_cpu_tokens_per_s: tfjs.cached_cpu_tokens_per_s,
+        decode_batch8_cpu_tokens_per_s: tfjs.batch8_cpu_tokens_per_s!,
         prefill_16_ms: tfjs.prefill_16_ms,
         prefill_100_ms: tfjs.prefill_100_ms,
       },
@@ -220,6 +237,7 @@ function table(r: BenchResult): string {
     ['decode (KV cache)', `${r.decode_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_tokens_per_s})`],
     ['decode (no cache)', `${r.decode_nocache_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_nocache_tokens_per_s})`],
     ['decode (batch 8)', `${r.decode_batch8_tokens_per_s} tok/s aggregate (tfjs ${r.tfjs.decode_batch8_tokens_per_s})`],
+    ['decode per CPU second', `batch 1 ${r.decode_cpu_tokens_per_s}, batch 8 ${r.decode_batch8_cpu_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_cpu_tokens_per_s}, ${r.tfjs.decode_batch8_cpu_tokens_per_s})`],
     ['prefill 16 / 100', `${r.prefill_16_ms} / ${r.prefill_100_ms} ms (tfjs ${r.tfjs.prefill_16_ms} / ${r.tfjs.prefill_100_ms})`],
     ...(r.ort_threads ?? []).map((t): [string, string] => [`ort ${t.threads} thread(s)`, `${t.decode_tokens_per_s} tok/s batch 1, ${t.decode_batch8_tokens_per_s} tok/s batch 8`]),
     ['peak RSS', `${r.peak_rss_mb} MB`],

@@ -89,10 +89,8 @@ export function buildGPTGraph(spec: GraphSpec): { bytes: Uint8Array; nodes: numb
     const split = g.op1('Transpose', [g.op1('Reshape', [qkv, qkvShape])], { perm: [2, 0, 3, 1, 4] }); // (3, B, H, Tn, hs)
     const [q, k, v] = part.map((i) => g.op1('Gather', [split, i], { axis: 0 })); // each (B, H, Tn, hs)
     const pl = past[l];
-    const keys = pl ? g.op1('Concat', [pl.k, k], { axis: 2 }) : k; // (B, H, Tc+Tn, hs)
-    const values = pl ? g.op1('Concat', [pl.v, v], { axis: 2 }) : v; // (B, H, Tc+Tn, hs)
-    g.output(keys, presentKey(l), 'float32', ['batch', H, 'total', hs]);
-    g.output(values, presentValue(l), 'float32', ['batch', H, 'total', hs]);
+    const keys = g.output(pl ? g.op1('Concat', [pl.k, k], { axis: 2 }) : k, presentKey(l), 'float32', ['batch', H, 'total', hs]); // (B, H, Tc+Tn, hs)
+    const values = g.output(pl ? g.op1('Concat', [pl.v, v], { axis: 2 }) : v, presentValue(l), 'float32', ['batch', H, 'total', hs]); // (B, H, Tc+Tn, hs)
     const keysT = g.op1('Transpose', [keys], { perm: [0, 1, 3, 2] }); // (B, H, hs, Tc+Tn)
     const scores = g.op1('Add', [g.op1('Mul', [g.op1('MatMul', [q, keysT]), scale]), bias]); // (B, H, Tn, Tc+Tn)
     const probs = g.op1('Softmax', [scores], { axis: -1 }); // (B, H, Tn, Tc+Tn)

@@ -60,9 +60,25 @@ export class GraphBuilder {
     return name;
   }
 
-  output(value: string, name: string, type: ElemType, dims: Dim[]): void {
-    this.nodes.push({ opType: 'Identity', input: [value], output: [name], name: `out_${name}` });
+  /**
+   * Makes `value` a graph output called `name`. A value some node computes is renamed in place (an
+   * Identity node would copy it on every run: for the KV cache, the whole cache per step). Returns
+   * the name to use for the value from now on.
+   */
+  output(value: string, name: string, type: ElemType, dims: Dim[]): string {
+    if (this.names.has(name)) throw new Error(`graph already has a value named '${name}'`);
+    const producer = this.nodes.find((n) => n.output?.includes(value));
+    if (producer && !this.inputs.some((i) => i.name === value)) {
+      for (const n of this.nodes) {
+        n.output = n.output?.map((o) => (o === value ? name : o));
+        n.input = n.input?.map((i) => (i === value ? name : i));
+      }
+    } else {
+      this.nodes.push({ opType: 'Identity', input: [value], output: [name], name: `out_${name}` });
+    }
+    this.names.add(name);
     this.outputs.push(valueInfo(name, type, dims));
+    return name;
   }
 
   /** A constant tensor (weights, shapes, scalars). Float data is stored raw, little-endian. */

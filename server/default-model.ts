@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { initModelDir, NoCheckpointError, resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
-import { activateModelVersion, getActiveModelVersion, inTransaction, insertModelVersion, listModelVersions, type Db, type ModelVersion } from './db/index.ts';
+import { activateModelVersion, getActiveModelVersion, inTransaction, insertModelVersion, listModelVersions, type Db, type ModelVersion } from '../db/index.ts';
 
 /** How a version came to be registered by the server (stored in its metrics as `source`). */
 export type VersionSource = 'checkpoint' | 'default' | 'init';

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.ts';
-import type { Db, DatabaseKind, Session } from './db/index.ts';
+import type { Db, DatabaseKind, Session } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelManager } from './models.ts';

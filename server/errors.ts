@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DecodeOptionsError } from '../model/decode/options.ts';
 import { RunConfigError } from '../trainer/online/run-config.ts';
-import { isConnectionError, RepoError } from './db/index.ts';
+import { isConnectionError, RepoError } from '../db/index.ts';
 import { EngineBusyError, EngineRequestError } from './engine/engine-host.ts';
 import type { ApiErrorBody, ErrorCode } from './protocol.ts';
 import type { AppEnv } from './deps.ts';

@@ -5,7 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { sql } from 'kysely';
-import type { Db } from './db/index.ts';
+import type { Db } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -5,7 +5,7 @@
  * lost notifications and PGlite. A failed check (database away) is logged and retried next time.
  */
 import type { Logger } from 'pino';
-import { CHANNELS, listen, type Listener } from './db/index.ts';
+import { CHANNELS, listen, type Listener } from '../db/index.ts';
 import type { ModelManager } from './models.ts';
 
 export interface ModelSync {

@@ -6,7 +6,7 @@
  * pushes `{"type":"model"}`).
  */
 import type { Logger } from 'pino';
-import { activateModelVersion, getActiveModelVersion, getModelVersion, listModelVersions, rejectModelVersion, type Db, type ModelVersion } from './db/index.ts';
+import { activateModelVersion, getActiveModelVersion, getModelVersion, listModelVersions, rejectModelVersion, type Db, type ModelVersion } from '../db/index.ts';
 import { ensureActivePolicy } from './default-model.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import { ApiError } from './errors.ts';

@@ -15,7 +15,7 @@ import { sweepInterruptedReplies } from './chat/interrupted.ts';
 import { SessionLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
 import type { ServerConfig } from './config.ts';
-import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/index.ts';
 import type { ServerDeps } from './deps.ts';
 import { EngineHost } from './engine/engine-host.ts';
 import { createLogger } from './logger.ts';

@@ -14,7 +14,7 @@ import {
   openMemoryDatabase,
   recordRating,
   type DatabaseHandle,
-} from '../server/db/index.ts';
+} from '../db/index.ts';
 import { collectRunData } from '../trainer/online/db-inputs.ts';
 import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online-run.ts';
 import { publishRun } from '../trainer/online/publish.ts';

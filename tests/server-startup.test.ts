@@ -12,7 +12,7 @@ import { ensureAdminToken } from '../server/admin-token.ts';
 import { originAllowed } from '../server/auth.ts';
 import { SessionLimits } from '../server/chat/limits.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
-import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../server/db/index.ts';
+import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../db/index.ts';
 import { ensureActivePolicy } from '../server/default-model.ts';
 import { ApiError } from '../server/errors.ts';
 import { ClientFrameSchema } from '../server/protocol.ts';

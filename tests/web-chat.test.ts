@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Dialog, type Locator, type Page } from 'playwright-core';
 import { loadConfig } from '../server/config.ts';
-import { insertModelVersion } from '../server/db/index.ts';
+import { insertModelVersion } from '../db/index.ts';
 import { readCheckpointIdentity } from '../server/default-model.ts';
 import type { ConversationDetail } from '../server/protocol.ts';
 import { createServer, type RunningServer } from '../server/server.ts';

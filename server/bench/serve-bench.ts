@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { loadConfig } from '../config.ts';
-import { openMemoryDatabase } from '../db/index.ts';
+import { openMemoryDatabase } from '../../db/index.ts';
 import type { ServerFrame } from '../protocol.ts';
 import { createServer } from '../server.ts';
 

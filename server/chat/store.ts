@@ -1,7 +1,7 @@
 // Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
 // starts, and the reply's text, finish reason, token counts, timings and model version when it ends.
 import type { DecodeOptions } from '../../model/decode/options.ts';
-import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
+import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../../db/index.ts';
 import type { ReplyTarget } from './targets.ts';
 
 export interface StoredTurn {

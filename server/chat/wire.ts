@@ -1,5 +1,5 @@
 // Database rows as the protocol's REST bodies (protocol.ts).
-import type { Conversation, Message, ModelVersion, Rating } from '../db/index.ts';
+import type { Conversation, Message, ModelVersion, Rating } from '../../db/index.ts';
 import type { ConversationSummary, Decoding, ModelVersionInfo, WireMessage } from '../protocol.ts';
 
 export function conversationSummary(c: Conversation): ConversationSummary {

@@ -1,7 +1,7 @@
 // A session's conversations: list, the whole message tree of one (with the session's ratings),
 // rename, delete.
 import { Hono } from 'hono';
-import { deleteConversation, listConversationMessages, listConversationRatings, listConversations, renameConversation } from '../db/index.ts';
+import { deleteConversation, listConversationMessages, listConversationRatings, listConversations, renameConversation } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ownedConversation } from '../chat/targets.ts';
 import { conversationSummary, wireMessage } from '../chat/wire.ts';

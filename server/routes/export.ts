@@ -8,7 +8,7 @@
  */
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
-import { exportPairs, listSingleRatings, type PairSource } from '../db/index.ts';
+import { exportPairs, listSingleRatings, type PairSource } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 

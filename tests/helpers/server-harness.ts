@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { saveModel } from '../../model/model-checkpoint.ts';
 import { loadConfig } from '../../server/config.ts';
-import { openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
+import { openMemoryDatabase, type DatabaseHandle } from '../../db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
 import { createServer, type RunningServer } from '../../server/server.ts';
 import { trainedTinyModel } from './tiny-model.ts';

@@ -29,7 +29,7 @@ import {
   type JsonObject,
   type TrainerLock,
   type TrainingRun,
-} from '../../server/db/index.ts';
+} from '../../db/index.ts';
 import type { RunProgress } from './child-protocol.ts';
 import { prepareRunJob } from './prepare-job.ts';
 import { publishRun, type Published } from './publish.ts';

@@ -10,7 +10,7 @@
  */
 import { pino } from 'pino';
 import { z } from 'zod';
-import { CHANNELS, listen, migrateToLatest, openDatabase } from '../../server/db/index.ts';
+import { CHANNELS, listen, migrateToLatest, openDatabase } from '../../db/index.ts';
 import { OnlineTrainer } from './online-trainer.ts';
 import { TRAINER_SETTINGS, trainerConfigFrom, type TrainerSettingValues } from './trainer-settings.ts';
 

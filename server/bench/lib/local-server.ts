@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { PresetName } from '../../../model/gpt/config.ts';
 import { loadConfig, type LogLevel } from '../../config.ts';
-import { insertModelVersion, openMemoryDatabase } from '../../db/index.ts';
+import { insertModelVersion, openMemoryDatabase } from '../../../db/index.ts';
 import { readCheckpointIdentity } from '../../default-model.ts';
 import { createServer, type RunningServer } from '../../server.ts';
 

@@ -9,13 +9,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { initModelDir, NoCheckpointError, resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
+import { initModelDir, NoCheckpointError, resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { activateModelVersion, getActiveModelVersion, inTransaction, insertModelVersion, listModelVersions, type Db, type ModelVersion } from '../db/index.ts';
 
 /** How a version came to be registered by the server (stored in its metrics as `source`). */
 export type VersionSource = 'checkpoint' | 'default' | 'init';
 
-const INIT_TEXT = fileURLToPath(new URL('../tests/fixtures/wiki-sample.txt', import.meta.url));
+const INIT_TEXT = fileURLToPath(new URL('../model/assets/init-text.txt', import.meta.url));
 
 /** The kind and weights sha256 from a checkpoint's meta.json (the engine verifies the rest when loading). */
 export async function readCheckpointIdentity(dir: string): Promise<{ kind: string; sha256: string }> {
@@ -53,7 +53,7 @@ export async function ensureActivePolicy(db: Db, { checkpoint, stateDir }: { che
   if (found) return registerAndActivate(db, found.dir, found.source === 'models/default' ? 'default' : 'init');
   const dir = initModelDir('tiny', { STATE_DIR: stateDir });
   log.warn({ dir }, 'no checkpoint found: creating a randomly initialised tiny model (as `npm run init-model -- --preset tiny` does)');
-  const { initCheckpoint } = await import('../model/cli/init-checkpoint.ts');
+  const { initCheckpoint, INIT_TEXT } = await import('../model/checkpoint/init-checkpoint.ts');
   const out = await initCheckpoint({ preset: 'tiny', out: dir, text: INIT_TEXT, log: (line) => log.info(line) });
   return registerAndActivate(db, out, 'init');
 }

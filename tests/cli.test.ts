@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initEngine } from '../model/backend.ts';
-import { NoCheckpointError, resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
+import { NoCheckpointError, resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { generateReply } from '../model/decode/chat-reply.ts';
-import { loadModel, type LoadedModel } from '../model/model-checkpoint.ts';
+import { loadModel, type LoadedModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../model/tokenizer/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

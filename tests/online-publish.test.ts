@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { mkdtemp, rm as removeDir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import {
   createConversation,
   createSession,

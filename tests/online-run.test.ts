@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { GPT } from '../model/gpt/gpt.ts';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage, Tokenizer } from '../model/tokenizer/index.ts';
 import { sequenceSource } from '../trainer/batches.ts';
 import { gateCandidate } from '../trainer/online/gate.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
-import { loadModel } from '../model/model-checkpoint.ts';
+import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { renderConversation } from '../model/tokenizer/index.ts';
 import { packedSource, sequenceSource } from '../trainer/batches.ts';
 import { explicitKeys, FlagError, parseFlags } from '../trainer/flags.ts';

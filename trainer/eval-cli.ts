@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import { initEngine } from '../model/backend.ts';
-import { resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
-import { loadModel } from '../model/model-checkpoint.ts';
+import { resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
+import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { resolveCorpusDir } from './data/index.ts';
 import { evaluateCheckpoint, reportMarkdown } from './evaluation.ts';
 import { FlagError, parseFlags } from './flags.ts';

@@ -7,7 +7,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ResumeState } from '../model/checkpoint/index.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import type { BatchSource } from './batches.ts';
 import { AdamW } from './optim/adamw.ts';

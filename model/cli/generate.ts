@@ -11,9 +11,9 @@ import { parseFlags, UsageError } from './args.ts';
 import { initEngine } from '../backend.ts';
 import { generateReply } from '../decode/chat-reply.ts';
 import { DecodeOptionsError, parseDecodeOptions, type DecodeOptions } from '../decode/options.ts';
-import { loadModel } from '../model-checkpoint.ts';
+import { loadModel } from '../checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../tokenizer/index.ts';
-import { resolveDefaultCheckpoint } from './default-checkpoint.ts';
+import { resolveDefaultCheckpoint } from '../checkpoint/default-checkpoint.ts';
 
 const USAGE =
   'usage: npm run generate -- [--checkpoint DIR] --prompt TEXT [--system TEXT] [--stream] ' +

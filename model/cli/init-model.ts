@@ -7,10 +7,8 @@
  */
 import { parseFlags, parsePreset, UsageError } from './args.ts';
 import type { PresetName } from '../gpt/config.ts';
-import { initModelDir } from './default-checkpoint.ts';
-import { DEFAULT_TEXT, initCheckpoint, InitTextError } from './init-checkpoint.ts';
-
-export { DEFAULT_TEXT };
+import { initModelDir } from '../checkpoint/default-checkpoint.ts';
+import { INIT_TEXT, initCheckpoint, InitTextError } from '../checkpoint/init-checkpoint.ts';
 
 const USAGE = 'usage: npm run init-model -- --preset tiny|small|base [--out DIR] [--text FILE] [--seed N]';
 
@@ -43,7 +41,7 @@ function parse(argv: string[]): Args | 'help' {
   return {
     preset,
     out: values.out ?? initModelDir(preset),
-    text: values.text ?? DEFAULT_TEXT,
+    text: values.text ?? INIT_TEXT,
     seed,
   };
 }

@@ -155,10 +155,10 @@ async function main(): Promise<void> {
     const state = await mkdtemp(join(tmpdir(), 'bench-serve-'));
     let checkpoint = args.checkpoint ?? (existsSync(join(ROOT, 'models/default/policy')) ? join(ROOT, 'models/default/policy') : undefined);
     if (!checkpoint) {
-      const { initCheckpoint } = await import('../../model/cli/init-checkpoint.ts');
+      const { initCheckpoint, INIT_TEXT } = await import('../../model/checkpoint/init-checkpoint.ts');
       if (args.preset !== 'small' && args.preset !== 'tiny') throw new Error('--preset must be small or tiny');
       log(`no checkpoint: using a randomly initialised ${args.preset} model`);
-      checkpoint = await initCheckpoint({ preset: args.preset, out: join(state, 'model'), text: join(ROOT, 'tests/fixtures/wiki-sample.txt') });
+      checkpoint = await initCheckpoint({ preset: args.preset, out: join(state, 'model'), text: INIT_TEXT });
     }
     const config = loadConfig({ env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STATE_DIR: state, CHECKPOINT: checkpoint, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ADMIN_TOKEN: 'bench-admin-token-not-secret', RATE_LIMIT_PER_MINUTE: '100000', SHUTDOWN_GRACE_MS: '0', DATABASE_URL: '' } });
     const database = await openMemoryDatabase();

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { saveModel } from '../../model/model-checkpoint.ts';
+import { saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { loadConfig } from '../../server/config.ts';
 import { openMemoryDatabase, type DatabaseHandle } from '../../db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';

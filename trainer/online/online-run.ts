@@ -9,7 +9,7 @@
  *  4. write the candidate policy (and a kept reward model) atomically under `outDir`.
  */
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import { sequenceSource } from '../batches.ts';
 import { PpoConfigSchema, type PpoConfig } from '../ppo/config.ts';

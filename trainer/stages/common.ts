@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { stateDir } from '../../model/cli/default-checkpoint.ts';
+import { stateDir } from '../../model/checkpoint/default-checkpoint.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 import { renderConversation } from '../../model/tokenizer/index.ts';
 import type { MaskedSequence } from '../batches.ts';

@@ -4,7 +4,7 @@
  * written atomically.
  */
 import { z } from 'zod';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 
 export const ExportStageSchema = z
   .object({

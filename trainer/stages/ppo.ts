@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import { PpoConfigSchema } from '../ppo/config.ts';

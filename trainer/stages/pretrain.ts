@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { gptConfig, PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { Tokenizer } from '../../model/tokenizer/index.ts';
 import { packedSource } from '../batches.ts';
 import type { ProgressReporter } from '../progress.ts';

@@ -6,7 +6,7 @@
  * the per-source held-out accuracy.
  */
 import { z } from 'zod';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { bootstrapPairs, readPairsJsonl, type PreferencePair } from '../reward/pairs.ts';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { sequenceSource, type MaskedSequence } from '../batches.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import type { ProgressReporter } from '../progress.ts';

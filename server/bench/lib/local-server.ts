@@ -22,7 +22,6 @@ import { readCheckpointIdentity } from '../../default-model.ts';
 import { createServer, type RunningServer } from '../../server.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const INIT_TEXT = join(ROOT, 'tests/fixtures/wiki-sample.txt');
 
 export type ModelChoice = { kind: 'checkpoint'; dir: string } | { kind: 'random'; preset: PresetName };
 
@@ -56,7 +55,7 @@ export async function startLocalServer(choice: ModelChoice, { log, env = {} }: L
     if (choice.kind === 'checkpoint') checkpoint = choice.dir;
     else {
       log(`initialising a random ${choice.preset} model`);
-      const { initCheckpoint } = await import('../../../model/cli/init-checkpoint.ts');
+      const { initCheckpoint, INIT_TEXT } = await import('../../../model/checkpoint/init-checkpoint.ts');
       checkpoint = await initCheckpoint({ preset: choice.preset, out: join(state, 'model'), text: INIT_TEXT });
     }
     const adminToken = randomBytes(24).toString('hex');

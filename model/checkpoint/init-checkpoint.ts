@@ -5,14 +5,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initEngine } from '../backend.ts';
 import { countParams, gptConfig, type PresetName } from '../gpt/config.ts';
 import { GPT } from '../gpt/gpt.ts';
-import { saveModel } from '../model-checkpoint.ts';
+import { saveModel } from './gpt-checkpoint.ts';
 import { trainBpe, type Tokenizer } from '../tokenizer/index.ts';
 
-/** The text the tokenizer learns from by default (relative to the repository root). */
-export const DEFAULT_TEXT = 'tests/fixtures/wiki-sample.txt';
+/** The text the tokenizer learns from by default: a WikiText sample shipped with the model code. */
+export const INIT_TEXT = fileURLToPath(new URL('../assets/init-text.txt', import.meta.url));
 
 /** The text cannot be read, or is too small to learn the vocabulary. */
 export class InitTextError extends Error {

@@ -3,10 +3,10 @@
  * models; this is where config, tokenizer hash, names and shapes are tied together and checked.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type CheckpointKind, type CheckpointMeta, type ResumeState } from './checkpoint/index.ts';
-import { parseGPTConfig } from './gpt/config.ts';
-import { GPT } from './gpt/gpt.ts';
-import { Tokenizer } from './tokenizer/index.ts';
+import { CheckpointError, loadCheckpoint, readCheckpointMeta, saveCheckpoint, type CheckpointKind, type CheckpointMeta, type ResumeState } from './index.ts';
+import { parseGPTConfig } from '../gpt/config.ts';
+import { GPT } from '../gpt/gpt.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
 
 export interface LoadedModel {
   model: GPT;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { generateToEnd } from '../model/decode/generate.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
-import { loadModel, saveModel } from '../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { trainBpe } from '../model/tokenizer/index.ts';
 import { tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
 

@@ -175,7 +175,7 @@ test('default checkpoint: $CHECKPOINT, models/default/policy, $STATE_DIR/models/
 });
 
 test('bench:model --preset tiny --runs 1 --json: last stdout line is the result', async () => {
-  const r = await runTs('model/bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
+  const r = await runTs('bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   const result = JSON.parse(lines[lines.length - 1]);

@@ -1,13 +1,13 @@
 /**
- * `train` and `decode`: the model alone on this process's engine, through model/bench/measure.ts (the
+ * `train` and `decode`: the model alone on this process's engine, through bench/lib/model-measure.ts (the
  * same measurements as `npm run bench:model`): a randomly initialised model of the preset, random ids.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine, type EngineInfo } from '../../../model/backend.ts';
-import { idSource, measureDecode, measureTrain, type DecodeFigures, type TrainFigures } from '../../../model/bench/measure.ts';
-import { countParams, gptConfig, type PresetName } from '../../../model/gpt/config.ts';
-import { GPT } from '../../../model/gpt/gpt.ts';
-import { defaultThreadCounts, measureDataParallel, type ParallelFigure } from '../../../trainer/parallel/measure.ts';
+import { initEngine, type EngineInfo } from '../../model/backend.ts';
+import { idSource, measureDecode, measureTrain, type DecodeFigures, type TrainFigures } from '../lib/model-measure.ts';
+import { countParams, gptConfig, type PresetName } from '../../model/gpt/config.ts';
+import { GPT } from '../../model/gpt/gpt.ts';
+import { defaultThreadCounts, measureDataParallel, type ParallelFigure } from '../lib/parallel-measure.ts';
 
 export interface ModelSections {
   engine: EngineInfo;

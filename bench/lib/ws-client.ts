@@ -1,11 +1,12 @@
 /**
- * A chat client for the benchmarks: one session and one WebSocket, requests matched to their frames by
+ * The chat client of the benchmarks (its session and socket opening is shared with the tests'
+ * recording client, tests/helpers/server-harness.ts): one session and one WebSocket, requests matched to their frames by
  * id, and for each request the arrival time of every frame (performance.now(), ms). A request never
  * rejects: a refusal, a lost socket or a timeout is recorded in `error` with a reason code (the
  * server's error code, or socket_closed / timeout), so that load figures count failures by reason.
  */
 import WebSocket from 'ws';
-import type { ClientFrame, Decoding, ServerFrame } from '../../protocol.ts';
+import type { ClientFrame, Decoding, ServerFrame } from '../../server/protocol.ts';
 
 export interface RequestResult {
   id: string;
@@ -36,11 +37,25 @@ interface Pending {
   resolve: (r: RequestResult) => void;
 }
 
+/** A new session (POST /api/session); its bearer token. Throws naming the status when refused. */
 export async function newSession(url: string): Promise<string> {
   const res = await fetch(`${url}/api/session`, { method: 'POST' });
-  if (!res.ok) throw new Error(`POST /api/session answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  if (res.status !== 201) throw new Error(`POST /api/session answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   return ((await res.json()) as { token: string }).token;
 }
+
+/** The chat socket of a session: `ws(s)://…/ws?token=…`, open; rejects with `unexpected response <status>` when refused. */
+export function openChatSocket(wsUrl: string, { token, headers = {} }: { token?: string; headers?: Record<string, string> } = {}): Promise<WebSocket> {
+  const ws = new WebSocket(token ? `${wsUrl}?token=${encodeURIComponent(token)}` : wsUrl, { headers });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+/** The WebSocket address of a server's http(s) URL. */
+export const chatSocketUrl = (url: string): string => `${url.replace(/^http/, 'ws')}/ws`;
 
 export class BenchClient {
   private readonly pending = new Map<string, Pending>();
@@ -67,12 +82,7 @@ export class BenchClient {
   /** A new session and its socket. */
   static async connect(url: string, { timeoutMs = 120_000, name = 'c' }: { timeoutMs?: number; name?: string } = {}): Promise<BenchClient> {
     const token = await newSession(url);
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(token)}`);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`WebSocket upgrade refused: ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
+    const ws = await openChatSocket(chatSocketUrl(url), { token });
     return new BenchClient(url, token, ws, timeoutMs, name);
   }
 

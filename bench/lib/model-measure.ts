@@ -1,6 +1,6 @@
 /**
  * The model's throughput measurements as functions, shared by `bench:model` (model-bench.ts) and
- * `npm run bench` (server/bench/bench-all.ts). Random token ids on a randomly initialised model: speed
+ * `npm run bench` (bench/bench-all.ts). Random token ids on a randomly initialised model: speed
  * does not depend on the weights.
  *
  * - train: one step = tf.variableGrads over maskedCrossEntropy(lmLogits(hidden(x, true)), y, ones) +
@@ -11,11 +11,11 @@
  *   thrown away), so the two figures differ only by the cache.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { argmax } from '../decode/logits.ts';
-import { seededRng } from '../decode/rng.ts';
-import type { GPTConfig } from '../gpt/config.ts';
-import type { GPT } from '../gpt/gpt.ts';
-import { maskedCrossEntropy } from '../gpt/loss.ts';
+import { argmax } from '../../model/decode/logits.ts';
+import { seededRng } from '../../model/decode/rng.ts';
+import type { GPTConfig } from '../../model/gpt/config.ts';
+import type { GPT } from '../../model/gpt/gpt.ts';
+import { maskedCrossEntropy } from '../../model/gpt/loss.ts';
 
 export const TRAIN_BATCH = 16;
 export const TRAIN_CONTEXT = 128;

@@ -2,7 +2,7 @@
  * `npm run bench -- [--json] [--markdown FILE] [--only train,decode,streams,swap,memory,training] ...`
  *
  * The whole system's figures in one run, for one preset: the model alone (training tokens/s, decode
- * with and without the KV cache: model/bench/measure.ts), then a real server started in this process on
+ * with and without the KV cache: bench/lib/model-measure.ts), then a real server started in this process on
  * 127.0.0.1:0 with in-memory PGlite (lib/local-server.ts) driven over WebSocket: aggregate tokens/s
  * and latency at several concurrencies, the pause a hot swap causes, RSS and engine tensors across many
  * generated tokens, and latency while the server trains (when it can). Each section is in sections/.
@@ -13,7 +13,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
+import { PRESET_NAMES, type PresetName } from '../model/gpt/config.ts';
 import { checkpointFlag, choiceFlag, intFlag, intListFlag, parseCommandLine, runCommand, writeStdout, subsetFlag } from './lib/cli.ts';
 import { backendInfo, machineInfo, type MachineInfo } from './lib/machine.ts';
 import { startLocalServer, type LocalServer } from './lib/local-server.ts';
@@ -25,8 +25,8 @@ import { benchModel } from './sections/model.ts';
 import { benchStreams, chatRound, type StreamsFigures } from './sections/streams.ts';
 import { benchSwap, type SwapFigures } from './sections/swap.ts';
 import { adminTrainStarter, duringTraining, type Skipped, type TrainingFigures } from './sections/training.ts';
-import type { DecodeFigures, TrainFigures } from '../../model/bench/measure.ts';
-import type { ParallelFigure } from '../../trainer/parallel/measure.ts';
+import type { DecodeFigures, TrainFigures } from './lib/model-measure.ts';
+import type { ParallelFigure } from './lib/parallel-measure.ts';
 
 export const SECTIONS = ['train', 'decode', 'streams', 'swap', 'memory', 'training'] as const;
 export type Section = (typeof SECTIONS)[number];

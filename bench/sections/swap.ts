@@ -10,7 +10,7 @@
  * failed requests by reason (a swap must drop none), and requests sent after an activation finished
  * that were still answered by another version.
  */
-import type { Decoding } from '../../protocol.ts';
+import type { Decoding } from '../../server/protocol.ts';
 import type { LocalServer } from '../lib/local-server.ts';
 import { round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';

@@ -6,8 +6,8 @@
  */
 import os from 'node:os';
 import type { GPT } from '../../model/gpt/gpt.ts';
-import { AdamW } from '../optim/adamw.ts';
-import { DataParallel } from './data-parallel.ts';
+import { AdamW } from '../../trainer/optim/adamw.ts';
+import { DataParallel } from '../../trainer/parallel/data-parallel.ts';
 
 export interface ParallelFigure {
   threads: number;

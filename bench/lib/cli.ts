@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { parseFlags, UsageError } from '../../../model/cli/args.ts';
+import { parseFlags, UsageError } from '../../model/cli/args.ts';
 
 export { UsageError };
 

@@ -5,7 +5,7 @@
  * of a round = completion tokens / (last done − first send), reported as the median over rounds.
  * Concurrency 1 is the idle latency: one stream alone on the server.
  */
-import type { Decoding } from '../../protocol.ts';
+import type { Decoding } from '../../server/protocol.ts';
 import { median, round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';
 import { closeClients, connectClients, PROMPTS, type BenchClient, type RequestResult } from '../lib/ws-client.ts';

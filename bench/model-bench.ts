@@ -18,11 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
-import { parseFlags, parsePreset, UsageError } from '../cli/args.ts';
-import { initEngine } from '../backend.ts';
-import { countParams, gptConfig, type PresetName } from '../gpt/config.ts';
-import { GPT } from '../gpt/gpt.ts';
-import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, TRAIN_BATCH, TRAIN_CONTEXT } from './measure.ts';
+import { parseFlags, parsePreset, UsageError } from '../model/cli/args.ts';
+import { initEngine } from '../model/backend.ts';
+import { countParams, gptConfig, type PresetName } from '../model/gpt/config.ts';
+import { GPT } from '../model/gpt/gpt.ts';
+import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, TRAIN_BATCH, TRAIN_CONTEXT } from './lib/model-measure.ts';
 
 const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base] [--runs N]';
 

@@ -4,8 +4,8 @@
  * a reply through REST. Random choices come from a seeded generator, so a run is repeatable up to
  * timing. After a refusal it waits a little (longer when rate-limited), as a client should.
  */
-import { seededRng } from '../../../model/decode/rng.ts';
-import type { Decoding } from '../../protocol.ts';
+import { seededRng } from '../../model/decode/rng.ts';
+import type { Decoding } from '../../server/protocol.ts';
 import { BenchClient, PROMPTS, type RequestResult } from './ws-client.ts';
 
 export interface UserOptions {

@@ -1,6 +1,6 @@
 /** The machine a benchmark ran on, so that figures from different machines are not compared blindly. */
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
-import type { EngineInfo } from '../../../model/backend.ts';
+import type { EngineInfo } from '../../model/backend.ts';
 import { mib, round } from './stats.ts';
 
 export interface MachineInfo {

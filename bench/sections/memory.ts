@@ -6,7 +6,7 @@
  * RSS is the whole process: server, engine worker and these clients (and, after train/decode, the main
  * thread's own engine), so its delta is the figure to read; a tensor delta above 0 is a leak.
  */
-import type { Decoding } from '../../protocol.ts';
+import type { Decoding } from '../../server/protocol.ts';
 import type { LocalServer } from '../lib/local-server.ts';
 import { mib, round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';

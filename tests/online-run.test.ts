@@ -7,7 +7,7 @@ import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { GPT } from '../model/gpt/gpt.ts';
 import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage, Tokenizer } from '../model/tokenizer/index.ts';
-import { sequenceSource } from '../trainer/batches.ts';
+import { sequenceSource } from '../trainer/batching/batches.ts';
 import { gateCandidate } from '../trainer/online/gate.ts';
 import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online-run.ts';
 import { PpoConfigSchema } from '../trainer/ppo/config.ts';
@@ -15,7 +15,7 @@ import { PpoTrainer } from '../trainer/ppo/ppo-trainer.ts';
 import { functionReward } from '../trainer/ppo/reward-source.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
-import { dialogueSequences } from '../trainer/stages/common.ts';
+import { dialogueSequences } from '../trainer/batching/dialogue-sequences.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 
 const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };

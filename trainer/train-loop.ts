@@ -9,7 +9,7 @@ import type { ResumeState } from '../model/checkpoint/index.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
-import type { BatchSource } from './batches.ts';
+import type { BatchSource } from './batching/batches.ts';
 import { AdamW } from './optim/adamw.ts';
 import { learningRate } from './optim/schedule.ts';
 import type { ProgressReporter } from './progress.ts';

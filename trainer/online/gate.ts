@@ -13,7 +13,7 @@ import { createDecoder } from '../../model/decode/generate.ts';
 import { parseDecodeOptions } from '../../model/decode/options.ts';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
-import type { BatchSource } from '../batches.ts';
+import type { BatchSource } from '../batching/batches.ts';
 import { replyStats } from '../evaluation.ts';
 import { actionBatch, actionLogProbs } from '../ppo/forward.ts';
 import type { RewardSource } from '../ppo/reward-source.ts';

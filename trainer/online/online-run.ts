@@ -11,7 +11,7 @@
 import { GPT } from '../../model/gpt/gpt.ts';
 import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { sequenceSource } from '../batches.ts';
+import { sequenceSource } from '../batching/batches.ts';
 import { PpoConfigSchema, type PpoConfig } from '../ppo/config.ts';
 import { PpoTrainer, type IterationMetrics } from '../ppo/ppo-trainer.ts';
 import { modelReward } from '../ppo/reward-source.ts';
@@ -19,7 +19,7 @@ import type { ProgressReporter } from '../progress.ts';
 import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
 import { evaluatePairs, trainRewardModel, type RmTrainConfig, type SourceEval } from '../reward/rm-train.ts';
-import { dialogueSequences } from '../stages/common.ts';
+import { dialogueSequences } from '../batching/dialogue-sequences.ts';
 import { gateCandidate, type GateConfig, type GateResult } from './gate.ts';
 
 export interface OnlineRunConfig {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { getActiveModelVersion, getModelVersion } from '../../db/repos/model-versions.ts';
 import type { Db } from '../../db/util.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { bootstrapPairs } from '../reward/pairs.ts';
 import type { RunJob } from './child-protocol.ts';
 import { collectRunData } from './db-inputs.ts';

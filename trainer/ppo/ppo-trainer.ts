@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { AdamW, clipByGlobalNorm } from '../optim/adamw.ts';
 import type { PpoConfig } from './config.ts';
 import { actionRange, type Experience } from './experience.ts';

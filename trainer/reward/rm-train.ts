@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { AdamW, clipByGlobalNorm } from '../optim/adamw.ts';
 import { learningRate } from '../optim/schedule.ts';
 import type { ProgressReporter } from '../progress.ts';
 import type { LoopConfig } from '../train-loop.ts';
-import { padRight } from '../sequences.ts';
+import { padRight } from '../batching/padding.ts';
 import { bradleyTerryLoss, centeringLoss, pointwiseLoss } from './losses.ts';
 import type { PreferencePair, RatedReply } from './pairs.ts';
 import { exchangeIds, lastTokenScores, scoreSequences } from './reward-model.ts';

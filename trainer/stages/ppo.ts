@@ -15,8 +15,8 @@ import { PpoTrainer, type IterationMetrics } from '../ppo/ppo-trainer.ts';
 import { loadRewardCheckpoint, loadRewardModule, type RewardSource } from '../ppo/reward-source.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
-import { permutation } from '../batches.ts';
-import { corpusDirOf, runDir, runFields } from './common.ts';
+import { permutation } from '../batching/batches.ts';
+import { corpusDirOf, runDir, runFields } from './stage-config.ts';
 
 export const PpoStageSchema = PpoConfigSchema.extend({
   corpusDir: runFields.corpusDir,

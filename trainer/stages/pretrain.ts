@@ -10,10 +10,12 @@ import { gptConfig, PRESET_NAMES, type PresetName } from '../../model/gpt/config
 import { GPT } from '../../model/gpt/gpt.ts';
 import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { Tokenizer } from '../../model/tokenizer/index.ts';
-import { packedSource } from '../batches.ts';
+import { packedSource } from '../batching/batches.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { resumedConfig, corpusDirOf, loopFields, packDocuments, pickLoop, pretrainDocuments, runDir, runFields, wikiTestDocuments } from './common.ts';
+import { packDocuments } from '../batching/pack-documents.ts';
+import { pretrainDocuments, wikiTestDocuments } from '../data/pretrain-text.ts';
+import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const PretrainStageSchema = z
   .object({

@@ -12,7 +12,7 @@ import type { ProgressReporter } from '../progress.ts';
 import { bootstrapPairs, readPairsJsonl, type PreferencePair } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
 import { trainRewardModel, type RmTrainResult } from '../reward/rm-train.ts';
-import { corpusDirOf, runDir, runFields } from './common.ts';
+import { corpusDirOf, runDir, runFields } from './stage-config.ts';
 
 export const RmStageSchema = z
   .object({

@@ -6,11 +6,12 @@
 import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
-import { sequenceSource, type MaskedSequence } from '../batches.ts';
+import { sequenceSource, type MaskedSequence } from '../batching/batches.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { resumedConfig, corpusDirOf, dialogueSequences, loopFields, pickLoop, runDir, runFields } from './common.ts';
+import { dialogueSequences } from '../batching/dialogue-sequences.ts';
+import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const SftStageSchema = z
   .object({

@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { trainBpe } from '../../model/tokenizer/index.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
-import { corpusDirOf, pretrainDocuments, runDir } from './common.ts';
+import { pretrainDocuments } from '../data/pretrain-text.ts';
+import { corpusDirOf, runDir } from './stage-config.ts';
 
 export const TokenizerStageSchema = z
   .object({

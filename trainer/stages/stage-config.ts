@@ -1,12 +1,8 @@
-/** Pieces every stage shares: the loop flags, output locations, the corpora each stage reads. */
-import { existsSync } from 'node:fs';
+/** What every stage's config is made of: the loop flags, where it reads and writes, and a resumed run's config. */
 import { join } from 'node:path';
 import { z } from 'zod';
 import { stateDir } from '../../model/checkpoint/default-checkpoint.ts';
-import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
-import { renderConversation } from '../../model/tokenizer/index.ts';
-import type { MaskedSequence } from '../batches.ts';
-import { readBrown, brownToDocuments, readWikiText, resolveCorpusDir, wikiTextPath, wikiTextToDocuments } from '../data/index.ts';
+import { resolveCorpusDir } from '../data/index.ts';
 import type { LoopConfig } from '../train-loop.ts';
 
 /** Where a stage writes by default: `$STATE_DIR/runs/<stage>`. */
@@ -49,74 +45,6 @@ export const runFields = {
 
 export function corpusDirOf(flag: string): string {
   return resolveCorpusDir({ flag: flag || undefined });
-}
-
-/**
- * Pretraining text: WikiText-2 train when present (this repository's machines only have valid and
- * test, so valid stands in and test stays held out), plus the Brown corpus when asked.
- */
-export async function pretrainDocuments(corpusDir: string, brown: boolean, log: (line: string) => void): Promise<string[]> {
-  let trainPath: string;
-  try {
-    trainPath = wikiTextPath(corpusDir, 'train');
-  } catch {
-    trainPath = wikiTextPath(corpusDir, 'valid');
-    log(`WikiText train split not found; training on ${trainPath} (the test split stays held out)`);
-  }
-  const docs = wikiTextToDocuments(await readWikiText(trainPath));
-  if (brown) docs.push(...brownToDocuments((await readBrown()).documents));
-  return docs;
-}
-
-export async function wikiTestDocuments(corpusDir: string): Promise<string[]> {
-  return wikiTextToDocuments(await readWikiText(wikiTextPath(corpusDir, 'test')));
-}
-
-/** Documents as one token stream, each opened by BOS so the model learns where texts start. */
-export function packDocuments(tok: Tokenizer, docs: readonly string[]): Int32Array {
-  const parts: number[][] = [];
-  let total = 0;
-  for (const d of docs) {
-    const ids = [tok.special.bos, ...tok.encode(d)];
-    parts.push(ids);
-    total += ids.length;
-  }
-  const out = new Int32Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/**
- * A dialogue as training sequences of at most `maxLen` tokens: rendered with the chat template (mask
- * on assistant tokens); one too long for the window is split between turns, each piece a dialogue of
- * its own, and a single exchange still too long is cut at `maxLen`.
- */
-export function dialogueSequences(tok: Tokenizer, messages: readonly ChatMessage[], maxLen: number): MaskedSequence[] {
-  const whole = renderConversation(tok, messages);
-  if (whole.ids.length <= maxLen) return [whole];
-  const out: MaskedSequence[] = [];
-  let start = 0;
-  while (start < messages.length) {
-    let end = start + 2;
-    let best = renderConversation(tok, messages.slice(start, Math.min(end, messages.length)));
-    while (end + 2 <= messages.length) {
-      const next = renderConversation(tok, messages.slice(start, end + 2));
-      if (next.ids.length > maxLen) break;
-      best = next;
-      end += 2;
-    }
-    out.push(best.ids.length > maxLen ? { ids: best.ids.slice(0, maxLen), mask: best.mask.slice(0, maxLen) } : best);
-    start = end;
-  }
-  return out.filter((s) => s.mask.some((m) => m === 1));
-}
-
-export function requireDir(path: string, what: string): void {
-  if (!existsSync(path)) throw new Error(`${what} not found: ${path}`);
 }
 
 /** Settings a resumed run may change: where it reads and writes, how it reports, and how long it runs. */

@@ -2,7 +2,7 @@
  * Training batches as a pure function of (seed, epoch, index), so that a run resumed at a position
  * sees exactly the batches the uninterrupted run would have seen.
  */
-import { seededRng } from '../model/decode/rng.ts';
+import { seededRng } from '../../model/decode/rng.ts';
 
 export interface Batch {
   /** Inputs and next-token targets, row-major (B, T). */

@@ -18,7 +18,7 @@ import type { ServerConfig } from './config.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/index.ts';
 import type { ServerDeps } from './deps.ts';
 import { EngineHost } from './engine/engine-host.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '../trainer/online/process-setup.ts';
 import { createMetrics } from './metrics.ts';
 import { ModelManager } from './models.ts';
 import { startModelSync } from './model-sync.ts';

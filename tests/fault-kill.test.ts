@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 import { CompiledQuery, sql } from 'kysely';
 import { STALE_REPLY_MS, sweepInterruptedReplies } from '../server/chat/interrupted.ts';
 import { createConversation, createSession, getMessage, insertMessage, migrateToLatest } from '../db/index.ts';
-import { createLogger } from '../server/logger.ts';
+import { createLogger } from '../trainer/online/process-setup.ts';
 import type { ConversationDetail, DoneFrame, ModelVersionInfo, StartFrame, WireMessage } from '../server/protocol.ts';
 import { freePort, startChildServer, type ChildServer } from './helpers/child-server.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';

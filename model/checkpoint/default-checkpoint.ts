@@ -14,10 +14,13 @@ export const SHIPPED_POLICY_DIR = 'models/default/policy';
 /** The command that creates the fallback checkpoint. */
 export const INIT_MODEL_HINT = 'npm run init-model -- --preset tiny';
 
+/** Where runtime state (models, the embedded database) is written when STATE_DIR is not set. */
+export const DEFAULT_STATE_DIR = './.state';
+
 /** Directory under which runtime state (models, databases) is written. */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env.STATE_DIR;
-  return dir !== undefined && dir !== '' ? dir : './.state';
+  return dir !== undefined && dir !== '' ? dir : DEFAULT_STATE_DIR;
 }
 
 /** Default output directory of `init-model` for a preset. */

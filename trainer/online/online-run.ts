@@ -18,7 +18,8 @@ import { modelReward } from '../ppo/reward-source.ts';
 import type { ProgressReporter } from '../progress.ts';
 import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
-import { evaluatePairs, trainRewardModel, type RmTrainConfig, type SourceEval } from '../reward/rm-train.ts';
+import { RmTrainConfigSchema, type RmTrainConfig } from '../reward/config.ts';
+import { evaluatePairs, trainRewardModel, type SourceEval } from '../reward/rm-train.ts';
 import { dialogueSequences } from '../batching/dialogue-sequences.ts';
 import { gateCandidate, type GateConfig, type GateResult } from './gate.ts';
 
@@ -33,7 +34,7 @@ export interface OnlineRunConfig {
 }
 
 export const ONLINE_RUN_DEFAULTS: OnlineRunConfig = {
-  rm: { epochs: 2, maxSteps: 200, batchSize: 16, lr: 1e-4, minLr: 1e-5, warmupSteps: 10, weightDecay: 0.01, gradClip: 1, margin: 0, pointwiseWeight: 1, centeringWeight: 0.01, seed: 1 },
+  rm: RmTrainConfigSchema.parse({ epochs: 2, maxSteps: 200, lr: 1e-4, minLr: 1e-5, warmupSteps: 10 }),
   userWeight: 3,
   ppo: PpoConfigSchema.parse({ iterations: 10, batchSize: 16, miniBatchSize: 8, lr: 5e-5, maxNewTokens: 24 }),
   gate: {},

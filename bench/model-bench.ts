@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
-import { parseFlags, parsePreset, UsageError } from '../model/cli/args.ts';
+import { parseFlags, parsePreset, runCommand, UsageError } from '../model/cli/args.ts';
 import { initEngine } from '../model/backend.ts';
 import { countParams, gptConfig, type PresetName } from '../model/gpt/config.ts';
 import { GPT } from '../model/gpt/gpt.ts';
@@ -182,8 +182,4 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write((args.json ? JSON.stringify(result) : table(result)) + '\n');
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`bench:model: ${message.split('\n')[0]}${err instanceof UsageError ? ' (see --help)' : ''}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
-});
+runCommand('bench:model', () => main(process.argv.slice(2)));

@@ -14,6 +14,7 @@
  * Prints progress on stderr and one JSON object on the last stdout line.
  */
 import { parseArgs } from 'node:util';
+import { runCommand } from './lib/cli.ts';
 import { shippedCheckpoint, startLocalServer, type ModelChoice } from './lib/local-server.ts';
 import { percentile } from './lib/stats.ts';
 import { closeClients, connectClients, deltaGaps, ttftMs, type RequestResult } from './lib/ws-client.ts';
@@ -120,10 +121,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench:serve: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runCommand('bench:serve', main);

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { initEngine } from '../model/backend.ts';
+import { runCommand } from '../model/cli/args.ts';
 import { resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { resolveCorpusDir } from './data/index.ts';
@@ -45,7 +46,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`eval: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof FlagError ? 2 : 1);
-});
+runCommand('eval', main, [[FlagError, 2]]);

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { parseFlags, UsageError } from '../../model/cli/args.ts';
+import { parseFlags, runCommand, UsageError } from '../../model/cli/args.ts';
 
-export { UsageError };
+export { runCommand, UsageError };
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -113,24 +113,4 @@ export function loopbackUrlFlag(name: string, value: string): string {
 /** Writes to stdout and waits until it is handed off, so that the exit that follows cannot cut it short. */
 export function writeStdout(text: string): Promise<void> {
   return new Promise((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
-}
-
-/**
- * Runs a command's main: a UsageError exits 2 with its message, any other error exits 1, success
- * exits with the code main returns. Exits explicitly because the engine worker, sockets and timers
- * would otherwise keep the process alive after a failure.
- */
-export function runCommand(name: string, main: () => Promise<number>): void {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-      setImmediate(() => process.exit(code));
-    },
-    (err: unknown) => {
-      const usage = err instanceof UsageError;
-      const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`${name}: ${usage ? message : message.split('\n')[0]}${usage ? ' (see --help)' : ''}\n`);
-      process.exit(usage ? 2 : 1);
-    },
-  );
 }

@@ -7,7 +7,7 @@
  * or options, 1 for any other failure (missing or corrupt checkpoint, ...), always with a one-line
  * message on stderr.
  */
-import { parseFlags, UsageError } from './args.ts';
+import { parseFlags, runCommand, UsageError } from './args.ts';
 import { initEngine } from '../backend.ts';
 import { generateReply } from '../decode/chat-reply.ts';
 import { DecodeOptionsError, parseDecodeOptions, type DecodeOptions } from '../decode/options.ts';
@@ -124,8 +124,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`generate: ${message.split('\n')[0]}${err instanceof UsageError ? ' (see --help)' : ''}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
-});
+runCommand('generate', () => main(process.argv.slice(2)));

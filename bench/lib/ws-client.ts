@@ -44,11 +44,15 @@ export async function newSession(url: string): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
-/** The chat socket of a session: `ws(s)://…/ws?token=…`, open; rejects with `unexpected response <status>` when refused. */
-export function openChatSocket(wsUrl: string, { token, headers = {} }: { token?: string; headers?: Record<string, string> } = {}): Promise<WebSocket> {
+/**
+ * The chat socket of a session (`ws(s)://…/ws?token=…`), open, handed to `attach` in the open event
+ * itself, so that a listener it adds sees the frame the server sends first (`model`). Rejects with
+ * `unexpected response <status>` when the upgrade is refused.
+ */
+export function openChatSocket<T>(wsUrl: string, attach: (ws: WebSocket) => T, { token, headers = {} }: { token?: string; headers?: Record<string, string> } = {}): Promise<T> {
   const ws = new WebSocket(token ? `${wsUrl}?token=${encodeURIComponent(token)}` : wsUrl, { headers });
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
+    ws.once('open', () => resolve(attach(ws)));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
     ws.once('error', reject);
   });
@@ -82,8 +86,7 @@ export class BenchClient {
   /** A new session and its socket. */
   static async connect(url: string, { timeoutMs = 120_000, name = 'c' }: { timeoutMs?: number; name?: string } = {}): Promise<BenchClient> {
     const token = await newSession(url);
-    const ws = await openChatSocket(chatSocketUrl(url), { token });
-    return new BenchClient(url, token, ws, timeoutMs, name);
+    return openChatSocket(chatSocketUrl(url), (ws) => new BenchClient(url, token, ws, timeoutMs, name), { token });
   }
 
   chat(content: string, decoding: Decoding, conversationId?: number): Promise<RequestResult> {

@@ -92,8 +92,8 @@ export class TestSocket {
   }
 
   /** Opens `/ws`; rejects with `unexpected response <status>` when the upgrade is refused. */
-  static async open(wsUrl: string, options: { token?: string; headers?: Record<string, string> } = {}): Promise<TestSocket> {
-    return new TestSocket(await openChatSocket(wsUrl, options));
+  static open(wsUrl: string, options: { token?: string; headers?: Record<string, string> } = {}): Promise<TestSocket> {
+    return openChatSocket(wsUrl, (ws) => new TestSocket(ws), options);
   }
 
   send(frame: ClientFrame | string | Buffer | Record<string, unknown>): void {

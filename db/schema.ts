@@ -32,7 +32,9 @@ export type MessageRole = 'system' | 'user' | 'assistant';
  */
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error' | 'interrupted';
 export type RatingValue = -1 | 1;
-export type PairSource = 'siblings' | 'compare' | 'import' | 'bootstrap';
+/** Where a preference pair came from: sibling replies, an A/B comparison, an imported file, the corpus. */
+export const PAIR_SOURCES = ['siblings', 'compare', 'import', 'bootstrap'] as const;
+export type PairSource = (typeof PAIR_SOURCES)[number];
 export type ModelKind = 'policy' | 'reward';
 export type ModelStatus = 'candidate' | 'active' | 'rejected' | 'retired';
 export type TrainingRunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

@@ -1,5 +1,5 @@
 // Small helpers shared by the repositories: the db handle type, transactions, JSON columns, errors.
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 
 /** A database handle or an open transaction (a `Transaction<Database>` is a `Kysely<Database>`). */
@@ -17,6 +17,11 @@ export function inTransaction<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T
 }
 
 /** Serializes a value for a JSONB column (see schema.ts). */
+/** One round trip to the database (readiness checks); throws when it does not answer. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
+}
+
 export function toJson(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) throw new TypeError(`value cannot be stored as JSON: ${String(value)}`);

@@ -51,7 +51,7 @@ export interface ServerConfig {
   modelSyncMs: number;
 }
 
-export const TRAINER_MODES = ['embedded', 'off'] as const;
+const TRAINER_MODES = ['embedded', 'off'] as const;
 export type TrainerMode = (typeof TRAINER_MODES)[number];
 
 const int = (min: number, max: number) =>
@@ -68,7 +68,7 @@ const origin = z.string().refine((s) => {
 }, { error: 'each origin must look like https://example.com (scheme, host, optional port; no path)' });
 
 /** Every setting: environment variable, command-line flag (if any), schema with default, and doc line. */
-export const SETTINGS = {
+const SETTINGS = {
   PORT: { flag: 'port', schema: int(0, 65535).default(8080), doc: 'TCP port (0 picks a free one)' },
   HOST: { flag: 'host', schema: z.string().min(1).default('127.0.0.1'), doc: 'interface to listen on; 0.0.0.0 to accept other machines' },
   DATABASE_URL: { flag: 'database-url', schema: z.string().regex(/^postgres(ql)?:\/\//, { error: 'must start with postgres:// or postgresql://' }).optional(), doc: 'PostgreSQL server; unset: embedded PGlite under STATE_DIR' },

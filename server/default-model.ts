@@ -15,8 +15,6 @@ import { activateModelVersion, getActiveModelVersion, inTransaction, insertModel
 /** How a version came to be registered by the server (stored in its metrics as `source`). */
 export type VersionSource = 'checkpoint' | 'default' | 'init';
 
-const INIT_TEXT = fileURLToPath(new URL('../model/assets/init-text.txt', import.meta.url));
-
 /** The kind and weights sha256 from a checkpoint's meta.json (the engine verifies the rest when loading). */
 export async function readCheckpointIdentity(dir: string): Promise<{ kind: string; sha256: string }> {
   let meta: { kind?: unknown; weights?: { sha256?: unknown } };
@@ -31,7 +29,7 @@ export async function readCheckpointIdentity(dir: string): Promise<{ kind: strin
 }
 
 /** Registers a policy checkpoint as a version and activates it (reusing a matching non-rejected row). */
-export async function registerAndActivate(db: Db, dir: string, source: VersionSource): Promise<ModelVersion> {
+async function registerAndActivate(db: Db, dir: string, source: VersionSource): Promise<ModelVersion> {
   const { kind, sha256 } = await readCheckpointIdentity(dir);
   if (kind !== 'policy') throw new Error(`${dir} is a ${kind} checkpoint; the server serves a policy`);
   return inTransaction(db, async (trx) => {

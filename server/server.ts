@@ -113,4 +113,3 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
   }
 }
 
-export { createLogger };

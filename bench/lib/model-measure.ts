@@ -19,10 +19,10 @@ import { maskedCrossEntropy } from '../../model/gpt/loss.ts';
 
 export const TRAIN_BATCH = 16;
 export const TRAIN_CONTEXT = 128;
-export const PROMPT_LEN = 16;
-export const NEW_TOKENS = 64;
-export const BATCH8 = 8;
-export const BATCH8_PROMPT_MIN = 12; // prompts of 12..19 tokens
+const PROMPT_LEN = 16;
+const NEW_TOKENS = 64;
+const BATCH8 = 8;
+const BATCH8_PROMPT_MIN = 12; // prompts of 12..19 tokens
 const LEARNING_RATE = 1e-4;
 
 export type Log = (line: string) => void;
@@ -35,7 +35,7 @@ export const sampleRss = (): void => {
 };
 export const peakRssBytes = (): number => peakRss;
 
-export function median(xs: number[]): number {
+function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -53,7 +53,7 @@ export function idSource(seed: number, vocab: number): (n: number) => number[] {
 }
 
 /** Seconds per training step, one per run, after one warm-up step. */
-export function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: number) => number[], log: Log = () => {}): { seconds: number[]; tokens: number } {
+function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: number) => number[], log: Log = () => {}): { seconds: number[]; tokens: number } {
   const B = TRAIN_BATCH;
   const T = Math.min(TRAIN_CONTEXT, cfg.context);
   const vars = model.trainableVariables();
@@ -86,7 +86,7 @@ export function benchTrain(model: GPT, cfg: GPTConfig, runs: number, ids: (n: nu
 }
 
 /** Prefills `prompts`, then runs `steps` greedy steps; returns the seconds of the steps only. */
-export async function timeCachedDecode(model: GPT, prompts: number[][], steps: number): Promise<number> {
+async function timeCachedDecode(model: GPT, prompts: number[][], steps: number): Promise<number> {
   let { logits, cache } = await model.prefill(prompts);
   try {
     sampleRss();
@@ -106,7 +106,7 @@ export async function timeCachedDecode(model: GPT, prompts: number[][], steps: n
  * forward, with the same kept output projection as the cached path) and throws the cache away, so
  * the two figures differ only by the cache.
  */
-export async function timeNoCacheDecode(model: GPT, prompt: number[], steps: number): Promise<number> {
+async function timeNoCacheDecode(model: GPT, prompt: number[], steps: number): Promise<number> {
   const seq = [...prompt];
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) {

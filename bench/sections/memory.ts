@@ -51,7 +51,7 @@ export async function idleSnapshot(local: LocalServer, timeoutMs = 30_000): Prom
   }
 }
 
-export function mixedDecoding(k: number, maxNewTokens: number): Decoding {
+function mixedDecoding(k: number, maxNewTokens: number): Decoding {
   switch (k % 3) {
     case 0:
       return { strategy: 'greedy', max_new_tokens: maxNewTokens };

@@ -17,7 +17,7 @@ import type { RequestResult } from '../lib/ws-client.ts';
 import { roundTokensPerS } from './streams.ts';
 
 /** The section cannot run here; reported as { skipped: message }. */
-export class SkipSection extends Error {}
+class SkipSection extends Error {}
 
 export interface TrainingHandle {
   /** What to report about the run (e.g. its id). */

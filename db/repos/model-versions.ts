@@ -57,20 +57,6 @@ export async function listModelVersions(
   return query.execute();
 }
 
-/** Merges metrics into a version's metrics (top-level keys). */
-export async function updateModelVersionMetrics(
-  db: Db,
-  id: number,
-  metrics: JsonObject,
-): Promise<ModelVersion | undefined> {
-  return db
-    .updateTable('model_versions')
-    .set({ metrics: sql`metrics || ${toJson(metrics)}::jsonb` })
-    .where('id', '=', id)
-    .returningAll()
-    .executeTakeFirst();
-}
-
 /**
  * Makes a version the active one of its kind and retires the previous active one, in one transaction
  * (for publish: insert and activate inside one `db.transaction()`; for rollback: activate an older
@@ -145,15 +131,4 @@ export async function rejectModelVersion(
     const reactivated = fallback ? (await activateModelVersion(trx, fallback.id)).version : undefined;
     return { version, reactivated };
   });
-}
-
-/** Retires a version that is not active (e.g. an old candidate); returns undefined if none matched. */
-export async function retireModelVersion(db: Db, id: number): Promise<ModelVersion | undefined> {
-  return db
-    .updateTable('model_versions')
-    .set({ status: 'retired' })
-    .where('id', '=', id)
-    .where('status', '=', 'candidate')
-    .returningAll()
-    .executeTakeFirst();
 }

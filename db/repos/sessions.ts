@@ -10,7 +10,7 @@ export function hashToken(token: string): string {
 }
 
 /** A new random session token (256 bits, base64url). */
-export function newSessionToken(): string {
+function newSessionToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
@@ -29,10 +29,6 @@ export async function createSession(
 
 export async function findSessionByToken(db: Db, token: string): Promise<Session | undefined> {
   return db.selectFrom('sessions').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
-}
-
-export async function getSession(db: Db, id: number): Promise<Session | undefined> {
-  return db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
 /** Records activity: sets `last_seen_at` to now. */

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 export const SHIPPED_POLICY_DIR = 'models/default/policy';
 
 /** The command that creates the fallback checkpoint. */
-export const INIT_MODEL_HINT = 'npm run init-model -- --preset tiny';
+const INIT_MODEL_HINT = 'npm run init-model -- --preset tiny';
 
 /** Where runtime state (models, the embedded database) is written when STATE_DIR is not set. */
 export const DEFAULT_STATE_DIR = './.state';

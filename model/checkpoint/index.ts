@@ -4,14 +4,6 @@
  */
 export { CheckpointError } from './errors.ts';
 export {
-  CHECKPOINT_FORMAT,
-  META_FILE,
-  WEIGHTS_FILE,
-  TOKENIZER_FILE,
-  OPTIMIZER_FILE,
-  TRAIN_STATE_FILE,
-  checkpointMetaSchema,
-  trainStateSchema,
   type CheckpointKind,
   type CheckpointMeta,
   type TensorDtype,

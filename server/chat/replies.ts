@@ -46,7 +46,7 @@ export interface ReplySpec {
 }
 
 /** The engine's reasons on the wire: end of turn and stop strings are both "stop". */
-export function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'): WireFinishReason {
+function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'): WireFinishReason {
   return reason === 'eot' ? 'stop' : reason;
 }
 

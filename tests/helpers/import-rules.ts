@@ -21,7 +21,7 @@ type Allowed = Room | { typesOf: string };
  * examples: nothing of ours (loaded by path, e.g. a PPO reward module).
  * tests: anything. Nothing but tests imports tests/ or bench/.
  */
-export const RULES: Record<Room, Allowed[] | 'anything'> = {
+const RULES: Record<Room, Allowed[] | 'anything'> = {
   model: [],
   db: ['migrations'],
   migrations: [],
@@ -78,7 +78,7 @@ export function importsOf(path: string, text: string): Import[] {
 }
 
 /** The room of a repository-relative path (forward slashes), or undefined for a file at the root. */
-export function roomOf(path: string): Room | undefined {
+function roomOf(path: string): Room | undefined {
   const top = path.split('/')[0];
   return (ROOMS as string[]).includes(top) && path.includes('/') ? (top as Room) : undefined;
 }

@@ -20,24 +20,6 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { MalformedCounter, type MalformedSummary, readCorpusLines } from './read-text.ts';
 
-export const BROWN_GENRES: Readonly<Record<string, string>> = {
-  a: 'press: reportage',
-  b: 'press: editorial',
-  c: 'press: reviews',
-  d: 'religion',
-  e: 'skill and hobbies',
-  f: 'popular lore',
-  g: 'belles-lettres',
-  h: 'miscellaneous: government & house organs',
-  j: 'learned',
-  k: 'fiction: general',
-  l: 'fiction: mystery',
-  m: 'fiction: science',
-  n: 'fiction: adventure',
-  p: 'fiction: romance',
-  r: 'humor',
-};
-
 export interface BrownDocument {
   /** File name, e.g. "ca01". */
   id: string;

@@ -43,7 +43,7 @@ import { createHash } from 'node:crypto';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import { type DetectedEncoding, MalformedCounter, type MalformedSummary, formatEncodingNote, formatMalformedSummary, readCorpusLines } from './read-text.ts';
 
-export const CORNELL_SEPARATOR = ' +++$+++ ';
+const CORNELL_SEPARATOR = ' +++$+++ ';
 const CORPUS_NAME = 'Cornell Movie-Dialogs Corpus';
 
 export interface CornellLine {
@@ -211,7 +211,7 @@ function countReplacementChars(text: string): number {
  * Builds conversations from parsed lines and the lines of movie_conversations.txt.
  * Returns the conversations plus the malformed summary of the conversations file and counters.
  */
-export function parseCornellConversations(
+function parseCornellConversations(
   convLines: readonly string[],
   lines: ReadonlyMap<string, CornellLine>,
   file = 'movie_conversations.txt',
@@ -388,7 +388,7 @@ export interface SplitRatios {
   valid: number;
   test: number;
 }
-export const DEFAULT_SPLIT_RATIOS: SplitRatios = { valid: 0.05, test: 0.05 };
+const DEFAULT_SPLIT_RATIOS: SplitRatios = { valid: 0.05, test: 0.05 };
 
 /** Deterministic split of a movie from its id alone (see the file header). */
 export function movieSplit(movieId: string, ratios: SplitRatios = DEFAULT_SPLIT_RATIOS): Split {

@@ -81,7 +81,7 @@ export function parseHeading(line: string): { level: number; text: string } | nu
 }
 
 /** Parses WikiText lines (or a whole text) into articles. Text before the first title goes into an article titled "". */
-export function parseWikiText(input: string | readonly string[], options: WikiTextOptions = {}): WikiArticle[] {
+function parseWikiText(input: string | readonly string[], options: WikiTextOptions = {}): WikiArticle[] {
   const detok = options.detokenize ?? true;
   const clean = (s: string) => (detok ? detokenizeWikiText(s) : s.trim());
   const lines = typeof input === 'string' ? input.split(/\r?\n/) : input;

@@ -72,7 +72,7 @@ export interface OnlineRunResult {
   seconds: number;
 }
 
-export class OnlineRunError extends Error {
+class OnlineRunError extends Error {
   override readonly name = 'OnlineRunError';
 }
 

@@ -18,9 +18,9 @@ import type { RunSettings } from './run-config.ts';
 import { shippedDialogues } from './shipped-dialogues.ts';
 
 /** The reward model shipped next to the default policy: the first reward model when none is active. */
-export const SHIPPED_REWARD_DIR = fileURLToPath(new URL('../../models/default/reward', import.meta.url));
+const SHIPPED_REWARD_DIR = fileURLToPath(new URL('../../models/default/reward', import.meta.url));
 
-export class PrepareRunError extends Error {
+class PrepareRunError extends Error {
   override readonly name = 'PrepareRunError';
 }
 

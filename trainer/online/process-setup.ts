@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { DEFAULT_STATE_DIR } from '../../model/checkpoint/default-checkpoint.ts';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** One setting: its environment variable (the table's key), command-line flag (if any), schema with default, doc line. */

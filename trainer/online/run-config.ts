@@ -20,7 +20,7 @@ export interface RunSettings extends OnlineRunConfig {
   bootstrapPairs: number;
 }
 
-export const RUN_SETTINGS_DEFAULTS: RunSettings = {
+const RUN_SETTINGS_DEFAULTS: RunSettings = {
   ...ONLINE_RUN_DEFAULTS,
   gate: { ...GATE_DEFAULTS },
   heldOutEvery: 5,
@@ -36,7 +36,7 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
  * Each group is checked by its own schema (reward model, PPO, gate); an override names only what it
  * changes (parseRunOverrides drops the defaults the schema fills in).
  */
-export const RunOverridesSchema = z
+const RunOverridesSchema = z
   .object({
     rm: RmTrainConfigSchema.partial(),
     userWeight: num(0, 1000),

@@ -21,7 +21,7 @@ export interface RunInChildOptions {
   signal?: AbortSignal;
 }
 
-export class TrainingChildError extends Error {
+class TrainingChildError extends Error {
   override readonly name = 'TrainingChildError';
 }
 

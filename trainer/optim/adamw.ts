@@ -13,7 +13,7 @@ export interface AdamWConfig {
   weightDecay: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
 interface Slot {
   variable: tf.Variable;

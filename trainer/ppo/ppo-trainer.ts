@@ -45,7 +45,7 @@ export interface IterationMetrics {
   seconds: { rollout: number; score: number; update: number };
 }
 
-export class PpoError extends Error {
+class PpoError extends Error {
   override readonly name = 'PpoError';
 }
 

@@ -30,7 +30,7 @@ export const PpoStageSchema = PpoConfigSchema.extend({
 export type PpoStageConfig = z.infer<typeof PpoStageSchema>;
 
 /** Used when neither a prompts file nor the dialogue corpus is available, so the command always runs. */
-export const BUILT_IN_PROMPTS = [
+const BUILT_IN_PROMPTS = [
   'how are you ?', 'what is your name ?', 'where are you going ?', 'do you want to come with me ?', 'what happened ?',
   'tell me about yourself .', 'are you ok ?', 'what do you think ?', 'who are you ?', 'why did you do that ?',
   'can you help me ?', 'what time is it ?', 'i love you .', 'where were you last night ?', 'what do you want ?', 'good morning .',

@@ -17,17 +17,11 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   return el;
 }
 
-export function append(parent: Node, ...children: Child[]): void {
+function append(parent: Node, ...children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
     parent.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
   }
-}
-
-/** Sets a boolean ARIA/HTML attribute. */
-export function flag(el: Element, name: string, on: boolean): void {
-  if (on) el.setAttribute(name, '');
-  else el.removeAttribute(name);
 }
 
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {

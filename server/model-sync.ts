@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { CHANNELS, listen, type Listener } from '../db/index.ts';
-import type { ModelManager } from './models.ts';
+import type { ModelManager } from './model-manager.ts';
 
 export interface ModelSync {
   /** Checks now (e.g. after an in-process publish). */

@@ -20,7 +20,7 @@ import type { ServerDeps } from './deps.ts';
 import { EngineHost } from './engine/engine-host.ts';
 import { createLogger } from '../trainer/online/process-setup.ts';
 import { createMetrics } from './metrics.ts';
-import { ModelManager } from './models.ts';
+import { ModelManager } from './model-manager.ts';
 import { startModelSync } from './model-sync.ts';
 import { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 import { attachWebSocket } from './ws/upgrade.ts';

@@ -13,7 +13,7 @@ import { originAllowed } from '../server/auth.ts';
 import { SessionLimits } from '../server/chat/limits.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
 import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../db/index.ts';
-import { ensureActivePolicy } from '../server/default-model.ts';
+import { ensureActivePolicy } from '../server/initial-policy.ts';
 import { ApiError } from '../server/errors.ts';
 import { ClientFrameSchema } from '../server/protocol.ts';
 import { tinyCheckpoint } from './helpers/server-harness.ts';

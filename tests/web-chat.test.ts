@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Dialog, type Locator, type Page } from 'playwright-core';
 import { loadConfig } from '../server/config.ts';
 import { insertModelVersion } from '../db/index.ts';
-import { readCheckpointIdentity } from '../server/default-model.ts';
+import { readCheckpointIdentity } from '../server/initial-policy.ts';
 import type { ConversationDetail } from '../server/protocol.ts';
 import { createServer, type RunningServer } from '../server/server.ts';
 import { buildWeb } from '../web/build.ts';

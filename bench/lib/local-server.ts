@@ -19,7 +19,7 @@ import { SHIPPED_POLICY_DIR } from '../../model/checkpoint/default-checkpoint.ts
 import type { PresetName } from '../../model/gpt/config.ts';
 import { loadConfig, type LogLevel } from '../../server/config.ts';
 import { insertModelVersion, openMemoryDatabase, type DatabaseHandle } from '../../db/index.ts';
-import { readCheckpointIdentity } from '../../server/default-model.ts';
+import { readCheckpointIdentity } from '../../server/initial-policy.ts';
 import { createServer, type RunningServer } from '../../server/server.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import { listModelVersions } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
-import { modelVersionInfo } from '../chat/wire.ts';
+import { modelVersionInfo } from '../chat/rest-bodies.ts';
 import { idParam } from './body.ts';
 
 export function modelListRoute(deps: ServerDeps): Hono<AppEnv> {

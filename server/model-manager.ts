@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { activateModelVersion, getActiveModelVersion, getModelVersion, listModelVersions, rejectModelVersion, type Db, type ModelVersion } from '../db/index.ts';
-import { ensureActivePolicy } from './default-model.ts';
+import { ensureActivePolicy } from './initial-policy.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import { ApiError } from './errors.ts';
 

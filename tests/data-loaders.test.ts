@@ -6,20 +6,8 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { brownPackageDir, brownToDocuments, detokenizeBrown, parseBrownFile, readBrown } from '../trainer/data/brown.ts';
-import {
-  type CornellConversation,
-  SPLITS,
-  conversationToDialogues,
-  formatCornellSummary,
-  loadCornell,
-  loadCornellDialogues,
-  movieSplit,
-  normalizeUtterance,
-  parseCornellLines,
-  parseLineIdList,
-  splitByMovie,
-  toTurns,
-} from '../trainer/data/cornell.ts';
+import { type CornellConversation, SPLITS, formatCornellSummary, loadCornell, normalizeUtterance, parseCornellLines, parseLineIdList } from '../trainer/data/cornell.ts';
+import { conversationToDialogues, loadCornellDialogues, movieSplit, splitByMovie, toTurns } from '../trainer/data/cornell-dialogues.ts';
 import { cornellPaths, corpusDirFromArgv, findCorpora, listCorpora, resolveCorpusDir, wikiTextPath } from '../trainer/data/corpus-dir.ts';
 import { CorpusFileNotFoundError, decodeLines, formatMalformedSummary } from '../trainer/data/read-text.ts';
 import { detokenizeWikiText, parseHeading, readWikiText, wikiTextStats, wikiTextToDocuments } from '../trainer/data/wikitext.ts';

@@ -24,6 +24,13 @@ function append(parent: Node, ...children: Child[]): void {
   }
 }
 
+/** Replaces `parent`'s children only when they differ (moving a focused node would blur it). */
+export function syncChildren(parent: HTMLElement, nodes: HTMLElement[]): void {
+  const now = [...parent.children];
+  if (now.length === nodes.length && now.every((n, i) => n === nodes[i])) return;
+  parent.replaceChildren(...nodes);
+}
+
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
   if (!el) throw new Error(`#${id} is missing from the page`);

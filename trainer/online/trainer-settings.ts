@@ -1,7 +1,7 @@
 /**
  * The online trainer's settings, read from the environment by the server (embedded trainer) and by
  * `npm run trainer` alike. `TRAINER_SETTINGS` has the server config's shape (variable → flag, schema,
- * doc), so the server lists them with its own and the README's table covers both.
+ * doc), so the server lists them with its own and docs/configuration.md's table covers both.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -342,7 +342,7 @@ test('a missing corpus file is an Error naming the path and pointing to the docs
     assert.ok(err instanceof CorpusFileNotFoundError);
     assert.equal(err.path, path);
     assert.ok(err.message.includes(path), err.message);
-    assert.match(err.message, /see docs/training.md, section Corpora/);
+    assert.match(err.message, /see docs\/training\.md, section Corpora/);
     assert.match(err.message, /--corpus-dir or CORPUS_DIR/);
     return true;
   };

@@ -19,7 +19,7 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export interface OpenDatabaseOptions {
+interface OpenDatabaseOptions {
   /** `postgres://…` or `postgresql://…`; unset or empty → embedded PGlite. */
   databaseUrl?: string;
   /** Where the embedded database lives (`${stateDir}/pgdata`); created when missing. */

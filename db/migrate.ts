@@ -18,7 +18,7 @@ export interface MigrationReport {
   status: 'Success' | 'Error' | 'NotExecuted' | 'RolledBack';
 }
 
-export interface MigrationState {
+interface MigrationState {
   migration: string;
   /** Undefined while pending. */
   executedAt?: Date;
@@ -41,7 +41,7 @@ export class MigrationError extends Error {
   }
 }
 
-export interface MigrateOptions {
+interface MigrateOptions {
   /** Folder of migration files (default: the project's migrations/). */
   migrationsDir?: string;
 }

@@ -7,14 +7,12 @@
 // - JSONB columns read as parsed values and are written as JSON text: the repositories call `toJson()`
 //   (util.ts). The `string` insert type makes a forgotten stringify a compile error — `pg` would otherwise
 //   send a JS array as a Postgres array literal.
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
-/** A JSONB column: read as `T`, written as JSON text. */
-export type Jsonb<T> = ColumnType<T, string, string>;
 /** A nullable JSONB column (optional on insert). */
-export type NullableJsonb<T> = ColumnType<T | null, string | null | undefined, string | null>;
+type NullableJsonb<T> = ColumnType<T | null, string | null | undefined, string | null>;
 /** A JSONB column with a database default (optional on insert). */
-export type DefaultedJsonb<T> = ColumnType<T, string | undefined, string>;
+type DefaultedJsonb<T> = ColumnType<T, string | undefined, string>;
 
 /** A parsed JSON object (decoding options, metrics, config). */
 export type JsonObject = Record<string, unknown>;
@@ -37,7 +35,7 @@ export const PAIR_SOURCES = ['siblings', 'compare', 'import', 'bootstrap'] as co
 export type PairSource = (typeof PAIR_SOURCES)[number];
 export type ModelKind = 'policy' | 'reward';
 export type ModelStatus = 'candidate' | 'active' | 'rejected' | 'retired';
-export type TrainingRunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+type TrainingRunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Timings of one generated reply, in milliseconds. */
 export interface MessageTimings {
@@ -47,14 +45,14 @@ export interface MessageTimings {
 }
 
 /** Anonymous sessions. Only the sha256 (hex) of the bearer token is stored. */
-export interface SessionsTable {
+interface SessionsTable {
   id: Generated<number>;
   token_hash: string;
   created_at: Generated<Date>;
   last_seen_at: Generated<Date>;
 }
 
-export interface ConversationsTable {
+interface ConversationsTable {
   id: Generated<number>;
   session_id: number;
   title: Generated<string>;
@@ -68,7 +66,7 @@ export interface ConversationsTable {
  * sibling (same parent). The parent is always in the same conversation and has a smaller id
  * (enforced by a composite foreign key and a CHECK), so the tree has no cycles.
  */
-export interface MessagesTable {
+interface MessagesTable {
   id: Generated<number>;
   conversation_id: number;
   parent_id: number | null;
@@ -88,7 +86,7 @@ export interface MessagesTable {
 }
 
 /** One rating per (session, message); rating again updates it, value 0 (API) deletes it. */
-export interface RatingsTable {
+interface RatingsTable {
   id: Generated<number>;
   message_id: number;
   session_id: number;
@@ -106,7 +104,7 @@ export interface RatingsTable {
  * - `import` / `bootstrap`: the message ids are null; `prompt_context` (a ChatTurn[] ending with the
  *   prompt) and the two reply texts are set.
  */
-export interface PreferencePairsTable {
+interface PreferencePairsTable {
   id: Generated<number>;
   source: PairSource;
   prompt_message_id: number | null;
@@ -119,14 +117,14 @@ export interface PreferencePairsTable {
 }
 
 /** Which model versions were trained on which pairs. */
-export interface PreferencePairUsesTable {
+interface PreferencePairUsesTable {
   pair_id: number;
   model_version_id: number;
   created_at: Generated<Date>;
 }
 
 /** Policy and reward model checkpoints. At most one `active` version per kind (partial unique index). */
-export interface ModelVersionsTable {
+interface ModelVersionsTable {
   id: Generated<number>;
   kind: ModelKind;
   parent_id: number | null;
@@ -143,7 +141,7 @@ export interface ModelVersionsTable {
 }
 
 /** Background training runs. At most one `running` run (partial unique index). */
-export interface TrainingRunsTable {
+interface TrainingRunsTable {
   id: Generated<number>;
   status: Generated<TrainingRunStatus>;
   config: DefaultedJsonb<JsonObject>;
@@ -169,32 +167,15 @@ export interface Database {
 }
 
 export type Session = Selectable<SessionsTable>;
-export type NewSession = Insertable<SessionsTable>;
-export type SessionUpdate = Updateable<SessionsTable>;
 
 export type Conversation = Selectable<ConversationsTable>;
-export type NewConversation = Insertable<ConversationsTable>;
-export type ConversationUpdate = Updateable<ConversationsTable>;
 
 export type Message = Selectable<MessagesTable>;
-export type NewMessage = Insertable<MessagesTable>;
-export type MessageUpdate = Updateable<MessagesTable>;
 
 export type Rating = Selectable<RatingsTable>;
-export type NewRating = Insertable<RatingsTable>;
-export type RatingUpdate = Updateable<RatingsTable>;
 
 export type PreferencePair = Selectable<PreferencePairsTable>;
-export type NewPreferencePair = Insertable<PreferencePairsTable>;
-export type PreferencePairUpdate = Updateable<PreferencePairsTable>;
-
-export type PreferencePairUse = Selectable<PreferencePairUsesTable>;
-export type NewPreferencePairUse = Insertable<PreferencePairUsesTable>;
 
 export type ModelVersion = Selectable<ModelVersionsTable>;
-export type NewModelVersion = Insertable<ModelVersionsTable>;
-export type ModelVersionUpdate = Updateable<ModelVersionsTable>;
 
 export type TrainingRun = Selectable<TrainingRunsTable>;
-export type NewTrainingRun = Insertable<TrainingRunsTable>;
-export type TrainingRunUpdate = Updateable<TrainingRunsTable>;

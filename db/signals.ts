@@ -14,7 +14,7 @@ export const CHANNELS = {
   /** A training run was queued. */
   runs: 'rlhf_training_runs',
 } as const;
-export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
+type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
 /** Arbitrary but fixed key of the trainer's advisory lock. */
 const TRAINER_LOCK_KEY = 0x726c6866; // "rlhf"

@@ -28,7 +28,7 @@ export function toJson(value: unknown): string {
   return text;
 }
 
-export type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict';
+type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict';
 
 /**
  * A rule of the feedback store refused the request (unknown id, wrong kind of message, forbidden

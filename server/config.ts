@@ -52,7 +52,7 @@ export interface ServerConfig {
 }
 
 const TRAINER_MODES = ['embedded', 'off'] as const;
-export type TrainerMode = (typeof TRAINER_MODES)[number];
+type TrainerMode = (typeof TRAINER_MODES)[number];
 
 const int = (min: number, max: number) =>
   z.coerce.number({ error: 'must be an integer' }).int({ error: `must be an integer in [${min}, ${max}]` })

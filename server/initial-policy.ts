@@ -13,7 +13,7 @@ import { initModelDir, NoCheckpointError, resolveDefaultCheckpoint } from '../mo
 import { activateModelVersion, getActiveModelVersion, inTransaction, insertModelVersion, listModelVersions, type Db, type ModelVersion } from '../db/index.ts';
 
 /** How a version came to be registered by the server (stored in its metrics as `source`). */
-export type VersionSource = 'checkpoint' | 'default' | 'init';
+type VersionSource = 'checkpoint' | 'default' | 'init';
 
 /** The kind and weights sha256 from a checkpoint's meta.json (the engine verifies the rest when loading). */
 export async function readCheckpointIdentity(dir: string): Promise<{ kind: string; sha256: string }> {

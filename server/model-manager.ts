@@ -11,7 +11,7 @@ import { ensureActivePolicy } from './initial-policy.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import { ApiError } from './errors.ts';
 
-export interface ServingVersion {
+interface ServingVersion {
   id: number;
   sha256: string;
   checkpointPath: string;

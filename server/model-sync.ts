@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { CHANNELS, listen, type Listener } from '../db/index.ts';
 import type { ModelManager } from './model-manager.ts';
 
-export interface ModelSync {
+interface ModelSync {
   /** Checks now (e.g. after an in-process publish). */
   poke(): Promise<void>;
   close(): Promise<void>;

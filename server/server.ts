@@ -33,7 +33,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export interface CreateServerOptions {
+interface CreateServerOptions {
   /** An open, owned-by-the-caller database (tests); otherwise opened from the config and closed with the server. */
   database?: DatabaseHandle;
   logger?: Logger;

@@ -21,7 +21,7 @@ import { dialogueSequences } from './batching/dialogue-sequences.ts';
 import { packDocuments } from './batching/pack-documents.ts';
 import { evaluate } from './train-step.ts';
 
-export interface ReplyStats {
+interface ReplyStats {
   mean_len: number;
   distinct_1: number;
   distinct_2: number;
@@ -41,7 +41,7 @@ export interface EvalReport {
   samples: { prompt: string; greedy: string; beam_search: string }[];
 }
 
-export interface EvalOptions {
+interface EvalOptions {
   corpusDir: string;
   maxTokens: number;
   prompts: number;

@@ -37,7 +37,7 @@ export interface LoopConfig {
   threads?: number;
 }
 
-export interface TrainState {
+interface TrainState {
   stage: string;
   step: number;
   epoch: number;
@@ -51,7 +51,7 @@ export class NonFiniteLossError extends Error {
   override readonly name = 'NonFiniteLossError';
 }
 
-export interface TrainRun {
+interface TrainRun {
   stage: string;
   model: GPT;
   tokenizer: Tokenizer;

@@ -8,7 +8,7 @@ import { seededRng } from '../../model/decode/rng.ts';
 import type { Decoding } from '../../server/protocol.ts';
 import { BenchClient, PROMPTS, type RequestResult } from './ws-client.ts';
 
-export interface UserOptions {
+interface UserOptions {
   maxNewTokens: number;
   /** Probability that the next request regenerates the last reply instead of chatting. */
   regenerate: number;
@@ -17,7 +17,7 @@ export interface UserOptions {
   seed: number;
 }
 
-export interface RatingResult {
+interface RatingResult {
   status: number;
   ms: number;
   code: string | null;

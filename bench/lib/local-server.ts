@@ -42,7 +42,7 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-export interface LocalServerOptions {
+interface LocalServerOptions {
   log: (line: string) => void;
   /** Server settings on top of the environment's (e.g. RATE_LIMIT_PER_MINUTE). */
   env?: Record<string, string>;

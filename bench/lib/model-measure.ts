@@ -25,7 +25,7 @@ const BATCH8 = 8;
 const BATCH8_PROMPT_MIN = 12; // prompts of 12..19 tokens
 const LEARNING_RATE = 1e-4;
 
-export type Log = (line: string) => void;
+type Log = (line: string) => void;
 
 // ---- peak RSS: sampled by the caller's timer and explicitly after every measured step (wasm ops block
 // the event loop, so a timer alone would miss the peaks).

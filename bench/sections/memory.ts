@@ -12,14 +12,14 @@ import { mib, round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';
 import { closeClients, connectClients, PROMPTS, type RequestResult } from '../lib/ws-client.ts';
 
-export interface MemoryOptions {
+interface MemoryOptions {
   tokens: number;
   streams: number;
   maxNewTokens: number;
   timeoutMs: number;
 }
 
-export interface MemorySnapshot {
+interface MemorySnapshot {
   rss_mb: number;
   heap_used_mb: number;
   num_tensors: number;

@@ -9,7 +9,7 @@ import { countParams, gptConfig, type PresetName } from '../../model/gpt/config.
 import { GPT } from '../../model/gpt/gpt.ts';
 import { defaultThreadCounts, measureDataParallel, type ParallelFigure } from '../lib/parallel-measure.ts';
 
-export interface ModelSections {
+interface ModelSections {
   engine: EngineInfo;
   params: number;
   /** `data_parallel`: the training loop's step (AdamW) split across 1..cores engines. */

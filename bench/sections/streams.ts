@@ -10,14 +10,14 @@ import { median, round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';
 import { closeClients, connectClients, PROMPTS, type BenchClient, type RequestResult } from '../lib/ws-client.ts';
 
-export interface StreamsOptions {
+interface StreamsOptions {
   levels: number[];
   rounds: number;
   maxNewTokens: number;
   timeoutMs: number;
 }
 
-export interface LevelFigures extends RequestSummary {
+interface LevelFigures extends RequestSummary {
   concurrency: number;
   tokens_per_s: number | null;
   tokens_per_stream: number | null;

@@ -16,7 +16,7 @@ import { round } from '../lib/stats.ts';
 import { summarize, type RequestSummary } from '../lib/summary.ts';
 import { closeClients, connectClients, deltaGaps, PROMPTS, type RequestResult } from '../lib/ws-client.ts';
 
-export interface SwapOptions {
+interface SwapOptions {
   swaps: number;
   streams: number;
   maxNewTokens: number;
@@ -25,7 +25,7 @@ export interface SwapOptions {
   timeoutMs: number;
 }
 
-export interface SwapEvent {
+interface SwapEvent {
   to_version: number;
   status: number;
   activate_ms: number;

@@ -19,7 +19,7 @@ import { roundTokensPerS } from './streams.ts';
 /** The section cannot run here; reported as { skipped: message }. */
 class SkipSection extends Error {}
 
-export interface TrainingHandle {
+interface TrainingHandle {
   /** What to report about the run (e.g. its id). */
   info: Record<string, unknown>;
   /** Whether it is still training; rounds stop when it is not. */
@@ -29,7 +29,7 @@ export interface TrainingHandle {
 }
 
 /** Starts training and resolves once it is running; throws SkipSection when it cannot. */
-export type StartTraining = () => Promise<TrainingHandle>;
+type StartTraining = () => Promise<TrainingHandle>;
 
 export interface TrainingFigures extends RequestSummary {
   run: Record<string, unknown>;

@@ -7,7 +7,7 @@ import type { Message, Rating } from '../schema.ts';
 import { inTransaction, RepoError, type Db } from '../util.ts';
 import { syncSiblingPairs } from './pairs.ts';
 
-export interface RecordRatingInput {
+interface RecordRatingInput {
   sessionId: number;
   messageId: number;
   /** +1 / −1; 0 removes the session's rating of this message. */
@@ -15,7 +15,7 @@ export interface RecordRatingInput {
   reason?: string | null;
 }
 
-export interface RecordRatingResult {
+interface RecordRatingResult {
   /** The rating now stored, undefined after value 0. */
   rating: Rating | undefined;
   /** The ids of the pairs this message's ratings now imply (created or kept), ascending. */
@@ -41,9 +41,9 @@ export async function recordRating(db: Db, input: RecordRatingInput): Promise<Re
   });
 }
 
-export type ComparisonChoice = 'a' | 'b' | 'tie' | 'both_bad';
+type ComparisonChoice = 'a' | 'b' | 'tie' | 'both_bad';
 
-export interface RecordComparisonInput {
+interface RecordComparisonInput {
   sessionId: number;
   /** The message both replies answer (their common parent). */
   promptMessageId: number;
@@ -52,7 +52,7 @@ export interface RecordComparisonInput {
   choice: ComparisonChoice;
 }
 
-export interface RecordComparisonResult {
+interface RecordComparisonResult {
   /** For 'a'/'b': the one `compare` pair. For 'tie'/'both_bad': the sibling pairs the new ratings imply. */
   pairIds: number[];
   /** For 'tie'/'both_bad': the two ratings written. */

@@ -11,7 +11,7 @@ import type {
 } from '../schema.ts';
 import { inTransaction, toJson, type Db } from '../util.ts';
 
-export interface NewMessageInput {
+interface NewMessageInput {
   conversationId: number;
   /** The previous turn (same conversation); null or omitted for the first message. */
   parentId?: number | null;
@@ -27,7 +27,7 @@ export interface NewMessageInput {
 }
 
 /** What a finished reply fills in: everything of a new message except where it sits in the tree. */
-export type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role'>;
+type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role'>;
 
 const jsonOrNull = (value: unknown) => (value == null ? null : toJson(value));
 

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { JsonObject, ModelKind, ModelStatus, ModelVersion } from '../schema.ts';
 import { inTransaction, RepoError, toJson, type Db } from '../util.ts';
 
-export interface NewModelVersionInput {
+interface NewModelVersionInput {
   kind: ModelKind;
   /** The version it was trained from. */
   parentId?: number | null;

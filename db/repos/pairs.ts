@@ -89,7 +89,7 @@ export async function listPairsForMessage(db: Db, messageId: number): Promise<Pr
     .execute();
 }
 
-export interface ImportedPair {
+interface ImportedPair {
   source: Extract<PairSource, 'import' | 'bootstrap'>;
   /** The conversation up to and including the prompt (at least one turn). */
   prompt: ChatTurn[];
@@ -146,7 +146,7 @@ export async function markPairsUsed(db: Db, modelVersionId: number, pairIds: rea
 }
 
 /** One pair ready for training (TRL's `prompt` / `chosen` / `rejected`, plus ids). */
-export interface ExportedPair {
+interface ExportedPair {
   id: number;
   source: PairSource;
   /** The conversation from its root up to and including the prompt message. */

@@ -27,7 +27,7 @@ export async function listConversationRatings(db: Db, sessionId: number, convers
 }
 
 /** A rating that is not part of any pair, for the reward model's pointwise loss. */
-export interface SingleRatingExport {
+interface SingleRatingExport {
   id: number;
   session_id: number;
   message_id: number;

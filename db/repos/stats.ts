@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { PAIR_SOURCES, type PairSource } from '../schema.ts';
 import type { Db } from '../util.ts';
 
-export interface FeedbackStats {
+interface FeedbackStats {
   ratings: { total: number; up: number; down: number };
   pairs: { total: number; by_source: Record<string, number> };
   by_version: { model_version: number; up: number; down: number }[];

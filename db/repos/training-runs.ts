@@ -96,7 +96,7 @@ export async function updateTrainingRunMetrics(db: Db, id: number, metrics: Json
     .execute();
 }
 
-export interface FinishTrainingRunInput {
+interface FinishTrainingRunInput {
   status: 'succeeded' | 'failed' | 'cancelled';
   error?: string | null;
   /** Merged into the run's metrics. */

@@ -33,7 +33,7 @@ export class NoCheckpointError extends Error {
   override readonly name = 'NoCheckpointError';
 }
 
-export interface DefaultCheckpoint {
+interface DefaultCheckpoint {
   /** The checkpoint directory, as resolved (absolute). */
   dir: string;
   /** Which rule picked it. */

@@ -15,7 +15,7 @@ export interface LoadedModel {
   resume?: ResumeState;
 }
 
-export interface SaveModelInput {
+interface SaveModelInput {
   model: GPT;
   tokenizer: Tokenizer;
   kind?: CheckpointKind;

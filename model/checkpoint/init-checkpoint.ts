@@ -20,7 +20,7 @@ export class InitTextError extends Error {
   override readonly name = 'InitTextError';
 }
 
-export interface InitCheckpointOptions {
+interface InitCheckpointOptions {
   preset: PresetName;
   /** Output directory (written atomically). */
   out: string;

@@ -34,7 +34,6 @@ const weightsManifestSchema = z.object({
   bytes: byteCount,
   tensors: z.array(tensorEntrySchema),
 });
-export type WeightsManifest = z.infer<typeof weightsManifestSchema>;
 
 export const checkpointMetaSchema = z.object({
   format: z.literal(CHECKPOINT_FORMAT),
@@ -58,7 +57,6 @@ const optimizerManifestSchema = z.object({
   bytes: byteCount,
   tensors: z.array(tensorEntrySchema),
 });
-export type OptimizerManifest = z.infer<typeof optimizerManifestSchema>;
 
 export const trainStateSchema = z.object({
   optimizer: optimizerManifestSchema,

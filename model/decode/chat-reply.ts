@@ -26,7 +26,7 @@ export type ReplyEvent =
       seed?: number;
     };
 
-export interface ChatPrompt {
+interface ChatPrompt {
   ids: number[];
   /** End of turn, the ids the repetition penalty leaves alone, and the ids a reply never contains. */
   control: Omit<GenerationControl, 'signal'>;

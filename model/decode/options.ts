@@ -6,7 +6,6 @@
 import { z } from 'zod';
 
 const STRATEGIES = ['greedy', 'beam_search', 'sample'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
 
 export const MAX_NEW_TOKENS = 1024;
 export const MAX_BEAM_WIDTH = 16;
@@ -61,7 +60,6 @@ const DecodeOptionsSchema = z
   .strict();
 
 export type DecodeOptions = z.infer<typeof DecodeOptionsSchema>;
-export type DecodeOptionsInput = z.input<typeof DecodeOptionsSchema>;
 
 /** An invalid decoding option; `option` names it. */
 export class DecodeOptionsError extends Error {

@@ -39,7 +39,7 @@ export interface ReplySink {
   error(e: ApiError): void;
 }
 
-export interface ReplySpec {
+interface ReplySpec {
   decoding: DecodeOptions;
   signal: AbortSignal;
   sink: ReplySink;

@@ -7,7 +7,7 @@
 import { posix } from 'node:path';
 import ts from 'typescript';
 
-export type Room = 'model' | 'db' | 'migrations' | 'trainer' | 'server' | 'web' | 'bench' | 'tests' | 'examples';
+type Room = 'model' | 'db' | 'migrations' | 'trainer' | 'server' | 'web' | 'bench' | 'tests' | 'examples';
 
 /** A room another room may use: all of it, or only the type exports of one file. */
 type Allowed = Room | { typesOf: string };
@@ -35,7 +35,7 @@ const RULES: Record<Room, Allowed[] | 'anything'> = {
 
 export const ROOMS = Object.keys(RULES) as Room[];
 
-export interface Import {
+interface Import {
   /** As written. */
   specifier: string;
   /** 1-based. */

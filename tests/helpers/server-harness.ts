@@ -19,7 +19,7 @@ import { openScratchDatabase } from './scratch-database.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
-export interface DatabaseTarget {
+interface DatabaseTarget {
   name: string;
   open(): Promise<DatabaseHandle>;
 }
@@ -70,7 +70,7 @@ export async function startTestServer(target: DatabaseTarget, env: Record<string
 
 export { newSession };
 
-export interface Exchange {
+interface Exchange {
   start?: StartFrame;
   deltas: string[];
   done?: DoneFrame;

@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { MalformedCounter, type MalformedSummary, readCorpusLines } from './read-text.ts';
 
-export interface BrownDocument {
+interface BrownDocument {
   /** File name, e.g. "ca01". */
   id: string;
   /** Genre letter, e.g. "a". */
@@ -79,7 +79,7 @@ export function parseBrownFile(id: string, lines: readonly string[], bad?: Malfo
   return { id, genre: id.charAt(1), paragraphs };
 }
 
-export interface BrownCorpus {
+interface BrownCorpus {
   documents: BrownDocument[];
   /** One summary per file that had malformed tokens (empty when all were fine). */
   malformed: MalformedSummary[];

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { loadCornell, SPLITS, type CornellConversation, type CornellDialogue, type CornellLoadSummary, type CornellPaths, type Split } from './cornell.ts';
 
-export interface DialogueOptions {
+interface DialogueOptions {
   /** Also produce the dialogue shifted by one turn (default false); see the file header. */
   bothOffsets?: boolean;
 }
@@ -59,7 +59,7 @@ export function conversationToDialogues(conv: CornellConversation, options: Dial
 
 // ---------- split ----------
 
-export interface SplitRatios {
+interface SplitRatios {
   valid: number;
   test: number;
 }
@@ -91,7 +91,7 @@ export function splitByMovie<T extends { movieId: string }>(items: readonly T[],
   return out;
 }
 
-export interface CornellDialogueSet {
+interface CornellDialogueSet {
   dialogues: Record<Split, CornellDialogue[]>;
   summary: CornellLoadSummary;
 }

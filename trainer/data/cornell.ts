@@ -31,7 +31,7 @@ import { type DetectedEncoding, MalformedCounter, type MalformedSummary, formatE
 const CORNELL_SEPARATOR = ' +++$+++ ';
 const CORPUS_NAME = 'Cornell Movie-Dialogs Corpus';
 
-export interface CornellLine {
+interface CornellLine {
   lineId: string;
   characterId: string;
   movieId: string;
@@ -42,7 +42,7 @@ export interface CornellLine {
   lineNumber: number;
 }
 
-export interface CornellUtterance {
+interface CornellUtterance {
   lineId: string;
   characterId: string;
   characterName: string;
@@ -76,7 +76,7 @@ export interface CornellDialogue {
   messages: ChatMessage[];
 }
 
-export interface FileReport extends MalformedSummary {
+interface FileReport extends MalformedSummary {
   /** Records kept. */
   records: number;
   gzipped: boolean;
@@ -100,7 +100,7 @@ export interface CornellLoadSummary {
   utterances: number;
 }
 
-export interface CornellCorpus {
+interface CornellCorpus {
   conversations: CornellConversation[];
   summary: CornellLoadSummary;
 }

@@ -70,7 +70,7 @@ function isDir(p: string): boolean {
   }
 }
 
-export interface CorpusLayout {
+interface CorpusLayout {
   dir: string;
   wikitext: { dir: string | null } & Record<WikiSplit, string | null>;
   cornell: { dir: string | null; lines: string | null; conversations: string | null };
@@ -112,7 +112,7 @@ export function findCorpora(dir: string): CorpusLayout {
   };
 }
 
-export interface CorpusStatus {
+interface CorpusStatus {
   name: 'wikitext-2-raw' | 'cornell' | 'brown';
   /** At least one of its files is there. */
   present: boolean;

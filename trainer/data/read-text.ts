@@ -65,7 +65,7 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-export interface CorpusBytes {
+interface CorpusBytes {
   /** The file actually read (may be `path.gz`). */
   path: string;
   bytes: Uint8Array;
@@ -87,7 +87,7 @@ async function readCorpusBytes(path: string, corpus: string): Promise<CorpusByte
 
 export type DetectedEncoding = 'utf-8' | 'latin-1' | 'mixed';
 
-export interface DecodedText {
+interface DecodedText {
   /** The lines, without their `\n` / `\r\n`; a final empty line after the last `\n` is dropped. */
   lines: string[];
   /** utf-8: all lines valid UTF-8; latin-1: some lines latin-1, none with non-ASCII UTF-8; mixed: both. */

@@ -11,7 +11,7 @@ import { listRecentUserPrompts } from '../../db/repos/messages.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
 
-export interface RunData {
+interface RunData {
   pairs: PreferencePair[];
   heldOutPairs: PreferencePair[];
   ratings: RatedReply[];

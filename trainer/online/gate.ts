@@ -37,7 +37,7 @@ const DEGENERATION_SLACK = 0.1;
 
 export const GATE_DEFAULTS: GateConfig = GateConfigSchema.parse({});
 
-export interface PolicyReport {
+interface PolicyReport {
   reward: number;
   kl: number;
   emptyShare: number;

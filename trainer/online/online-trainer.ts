@@ -37,7 +37,7 @@ import { parseRunOverrides, resolveRunSettings } from './run-config.ts';
 import { runInChild } from './run-in-child.ts';
 import type { TrainerConfig } from './trainer-settings.ts';
 
-export interface OnlineTrainerOptions {
+interface OnlineTrainerOptions {
   db: Db;
   /** Set on PostgreSQL: the advisory lock needs its own connection. */
   connectionString?: string;

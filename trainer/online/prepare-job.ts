@@ -24,7 +24,7 @@ class PrepareRunError extends Error {
   override readonly name = 'PrepareRunError';
 }
 
-export interface PreparedRun {
+interface PreparedRun {
   job: RunJob;
   activePolicyVersionId: number;
   activeRewardVersionId: number | null;

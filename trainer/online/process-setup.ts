@@ -14,13 +14,13 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** One setting: its environment variable (the table's key), command-line flag (if any), schema with default, doc line. */
-export interface Setting {
+interface Setting {
   flag: string | undefined;
   schema: z.ZodType;
   doc: string;
 }
 
-export type SettingValues<T extends Record<string, Setting>> = { [K in keyof T]: z.output<T[K]['schema']> };
+type SettingValues<T extends Record<string, Setting>> = { [K in keyof T]: z.output<T[K]['schema']> };
 
 /** The settings both processes read. */
 export const STATE_DIR_SETTING = { flag: 'state-dir', schema: z.string().min(1).default(DEFAULT_STATE_DIR), doc: 'runtime state: embedded database, fallback model, admin token' } satisfies Setting;
@@ -76,7 +76,7 @@ export function createLogger(level: LogLevel, base: Record<string, unknown> = {}
   return pino({ level, base: { pid: process.pid, ...base }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
-export interface EntryPoint<C> {
+interface EntryPoint<C> {
   /** Reads and checks the configuration; a ConfigError exits with code 2 and its message. */
   configure(): C;
   logger(config: C): Logger;

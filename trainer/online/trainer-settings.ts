@@ -44,7 +44,7 @@ export const TRAINER_SETTINGS = {
   TRAIN_CONFIG: { flag: undefined, schema: z.string().min(1).optional(), doc: 'run settings as JSON, or @file.json: {"ppo": {"iterations": 20}, "rm": {"maxSteps": 100}, "gate": {...}, "timeBudgetSec": 1800, ...} (see trainer/online/run-config.ts)' },
 } as const;
 
-export type TrainerSettingValues = { [K in keyof typeof TRAINER_SETTINGS]: z.output<(typeof TRAINER_SETTINGS)[K]['schema']> };
+type TrainerSettingValues = { [K in keyof typeof TRAINER_SETTINGS]: z.output<(typeof TRAINER_SETTINGS)[K]['schema']> };
 
 /** Builds the trainer config from validated values; TRAIN_CONFIG problems are thrown as one message. */
 export function trainerConfigFrom(v: TrainerSettingValues, { stateDir, cwd }: { stateDir: string; cwd: string }): TrainerConfig {

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export interface AdamWConfig {
+interface AdamWConfig {
   beta1: number;
   beta2: number;
   eps: number;

@@ -20,7 +20,7 @@ import { policyLoss, valueLoss } from './losses.ts';
 import type { RewardSource } from './reward-source.ts';
 import { sampleReplies } from './rollout.ts';
 
-export interface PpoModels {
+interface PpoModels {
   policy: GPT;
   reference: GPT;
   value: GPT;

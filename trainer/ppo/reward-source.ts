@@ -22,7 +22,7 @@ export interface RewardSource {
   dispose(): void;
 }
 
-export type RewardFunction = (prompt: string, reply: string) => number | Promise<number>;
+type RewardFunction = (prompt: string, reply: string) => number | Promise<number>;
 
 /** The prompt as text for a reward function: the last user turn. */
 function promptText(prompt: ChatMessage[]): string {

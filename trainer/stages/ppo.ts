@@ -27,7 +27,7 @@ export const PpoStageSchema = PpoConfigSchema.extend({
   rewardModule: z.string().default('').describe('module whose default export is (prompt, reply) => number'),
   prompts: z.string().default('').describe('JSONL ({"prompt": ...} or {"messages": [...]}) or text, one prompt per line'),
 }).strict();
-export type PpoStageConfig = z.infer<typeof PpoStageSchema>;
+type PpoStageConfig = z.infer<typeof PpoStageSchema>;
 
 /** Used when neither a prompts file nor the dialogue corpus is available, so the command always runs. */
 const BUILT_IN_PROMPTS = [

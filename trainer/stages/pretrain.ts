@@ -27,7 +27,7 @@ export const PretrainStageSchema = z
     ...loopFields({ epochs: 2, maxSteps: 0, batchSize: 16, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 8, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
-export type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
+type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
 
 export async function runPretrainStage(given: PretrainStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
   let cfg = given;

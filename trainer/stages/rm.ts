@@ -29,7 +29,7 @@ export const RmStageSchema = z
     ...RmTrainConfigSchema.shape,
   })
   .strict();
-export type RmStageConfig = z.infer<typeof RmStageSchema>;
+type RmStageConfig = z.infer<typeof RmStageSchema>;
 
 /** Deterministic held-out split: every k-th pair of each source. */
 function split(pairs: PreferencePair[], share: number): { train: PreferencePair[]; heldOut: PreferencePair[] } {

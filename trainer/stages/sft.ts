@@ -21,7 +21,7 @@ export const SftStageSchema = z
     ...loopFields({ epochs: 1, maxSteps: 0, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 50, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 16, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
-export type SftStageConfig = z.infer<typeof SftStageSchema>;
+type SftStageConfig = z.infer<typeof SftStageSchema>;
 
 export async function runSftStage(given: SftStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
   let cfg = given;

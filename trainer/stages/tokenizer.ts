@@ -21,7 +21,7 @@ export const TokenizerStageSchema = z
     json: z.boolean().default(false),
   })
   .strict();
-export type TokenizerStageConfig = z.infer<typeof TokenizerStageSchema>;
+type TokenizerStageConfig = z.infer<typeof TokenizerStageSchema>;
 
 export async function runTokenizerStage(cfg: TokenizerStageConfig, log: (line: string) => void): Promise<{ path: string; vocabSize: number; chars: number; seconds: number }> {
   const t0 = performance.now();

@@ -9,7 +9,7 @@ const STORAGE_KEY = 'rlhf-chat:decoding';
 
 type Strategy = NonNullable<Decoding['strategy']>;
 
-export interface Settings {
+interface Settings {
   strategy: Strategy;
   max_new_tokens: number;
   repetition_penalty: number;

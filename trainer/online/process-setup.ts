@@ -110,10 +110,7 @@ export async function runEntryPoint<C>({ configure, logger, start, stopping = 's
     if (++signals > 1) process.exit(1);
     log.info({ signal }, stopping);
     stop().then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
+      () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);

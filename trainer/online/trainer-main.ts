@@ -55,6 +55,7 @@ await runEntryPoint({
       await trainer.stop();
       await wakeUp.close();
       await database.close();
+      log.info('stopped');
     };
   },
 });

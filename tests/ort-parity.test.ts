@@ -18,9 +18,10 @@ import { gptConfig, parseGPTConfig, type GPTConfig } from '../model/gpt/config.t
 import { GPT } from '../model/gpt/gpt.ts';
 import { inferenceModel } from '../model/inference/engine-choice.ts';
 import type { DecodeCache, InferenceModel } from '../model/inference/inference-model.ts';
-import { loadModel } from '../model/model-checkpoint.ts';
+import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
-import { movieSplit, parseCornellLines, normalizeUtterance } from '../trainer/data/cornell.ts';
+import { movieSplit } from '../trainer/data/cornell-dialogues.ts';
+import { normalizeUtterance, parseCornellLines } from '../trainer/data/cornell.ts';
 
 const TOLERANCE = 1e-4;
 const STEPS = 64;

@@ -8,7 +8,7 @@
 import type { DecodeCache, InferenceModel } from '../inference/inference-model.ts';
 import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
 
-export interface BatchRequest {
+interface BatchRequest {
   /** Prompt ids, already cropped to leave room in the window. */
   prompt: number[];
   decoder: StepDecoder;
@@ -28,7 +28,7 @@ interface Entry {
   reject: (err: Error) => void;
 }
 
-export interface BatcherStats {
+interface BatcherStats {
   liveRows: number;
   liveRequests: number;
   queued: number;

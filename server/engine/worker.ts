@@ -15,10 +15,10 @@ import { Batcher } from '../../model/decode/batcher.ts';
 import { chatPrompt, ReplyText } from '../../model/decode/chat-reply.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { countParams } from '../../model/gpt/config.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { inferenceModel, initInference } from '../../model/inference/engine-choice.ts';
 import type { InferenceModel } from '../../model/inference/inference-model.ts';
 import { liveOrtModels } from '../../model/ort/live-sessions.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
 import type { FromWorker, LoadedModelInfo, ToWorker, WorkerStats } from './messages.ts';
 

@@ -12,7 +12,7 @@ import { parseDecodeOptions } from '../../model/decode/options.ts';
 import { withInferenceModel } from '../../model/inference/engine-choice.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 
-export interface Rollout {
+interface Rollout {
   promptIds: number[];
   /** Reply tokens plus the end-of-turn when the reply ended. */
   actions: number[];

@@ -39,6 +39,8 @@ interface BatcherStats {
   /** Prefill calls and the prompt rows they encoded. */
   prefills: number;
   prefillRows: number;
+  /** Rows summed over steps: rowSteps / steps is the mean batch of a step. */
+  rowSteps: number;
 }
 
 export class Batcher {
@@ -51,6 +53,7 @@ export class Batcher {
   private stepMs = 0;
   private prefills = 0;
   private prefillRows = 0;
+  private rowSteps = 0;
 
   constructor(
     readonly model: InferenceModel,
@@ -70,6 +73,7 @@ export class Batcher {
       stepMs: this.stepMs,
       prefills: this.prefills,
       prefillRows: this.prefillRows,
+      rowSteps: this.rowSteps,
     };
   }
 
@@ -100,6 +104,7 @@ export class Batcher {
         this.stepMs += performance.now() - t0;
         this.cache = cache;
         this.steps += 1;
+        this.rowSteps += tokens.length;
         this.dispatch(logits);
         // Let sockets, timers and database callbacks run between steps.
         await new Promise<void>((r) => setImmediate(r));

@@ -38,6 +38,7 @@ export interface WorkerStats {
   stepMs: number;
   prefills: number;
   prefillRows: number;
+  rowSteps: number;
   /** Models the inference engine holds (the active one and those still draining); ORT sessions or tfjs models. */
   liveModels: number;
   /** ONNX Runtime models whose sessions are not released yet (0 with the tfjs engine). */

@@ -114,7 +114,7 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
 
 function stats(): WorkerStats {
   const all = [active, ...draining].filter((s): s is Served => s !== null);
-  const sum = (k: 'liveRows' | 'liveRequests' | 'queued' | 'steps' | 'prefillMs' | 'stepMs' | 'prefills' | 'prefillRows') => all.reduce((a, s) => a + s.batcher.stats()[k], 0);
+  const sum = (k: 'liveRows' | 'liveRequests' | 'queued' | 'steps' | 'prefillMs' | 'stepMs' | 'prefills' | 'prefillRows' | 'rowSteps') => all.reduce((a, s) => a + s.batcher.stats()[k], 0);
   return {
     activeVersion: active?.info.version ?? null,
     drainingVersions: [...draining].map((s) => s.info.version),
@@ -126,6 +126,7 @@ function stats(): WorkerStats {
     stepMs: sum('stepMs'),
     prefills: sum('prefills'),
     prefillRows: sum('prefillRows'),
+    rowSteps: sum('rowSteps'),
     numTensors: tf.memory().numTensors,
     liveModels: all.length,
     liveOrtModels: liveOrtModels(),

@@ -55,9 +55,11 @@ for (const target of databaseTargets()) {
         const { session } = await createSession(handle.db);
         const conversation = await createConversation(handle.db, { sessionId: session.id, title: 'sweep' });
         const user = await insertMessage(handle.db, { conversationId: conversation.id, role: 'user', content: 'hi' });
-        const reply = (finishReason: 'stop' | null) => insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', content: finishReason ? 'done' : '', finishReason });
+        const reply = (finishReason: 'stop' | null) => insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', origin: 'generated', content: finishReason ? 'done' : '', finishReason });
         const [finished, old, young] = [await reply('stop'), await reply(null), await reply(null)];
-        await sql`update messages set created_at = now() - ${STALE_REPLY_MS + 60_000} * interval '1 millisecond' where id = ${old.id}`.execute(handle.db);
+        // An "assistant" turn of a client's /v1 history: context with no end to store, never swept.
+        const history = await insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', content: 'FABRICATED' });
+        await sql`update messages set created_at = now() - ${STALE_REPLY_MS + 60_000} * interval '1 millisecond' where id in (${old.id}, ${history.id})`.execute(handle.db);
         const quiet = createLogger('silent');
         // As a server sharing PostgreSQL with other replicas would: the young one may be someone's.
         assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'postgres' }, quiet), [old.id]);
@@ -67,6 +69,8 @@ for (const target of databaseTargets()) {
         const rows = await Promise.all([finished, old, young].map((m) => getMessage(handle.db, m.id)));
         assert.deepEqual(rows.map((m) => [m?.finish_reason, m?.content]), [['stop', 'done'], ['interrupted', ''], ['interrupted', '']]);
         assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'pglite' }, quiet), [], 'nothing left to mark');
+        const kept = await getMessage(handle.db, history.id);
+        assert.deepEqual([kept?.origin, kept?.finish_reason, kept?.content], ['client', null, 'FABRICATED']);
       } finally {
         await handle.close();
       }

@@ -46,12 +46,12 @@ describe('online run against the feedback store', () => {
     for (let i = 0; i < 6; i++) {
       const conversation = await createConversation(db, { sessionId: session.id });
       const prompt = await insertMessage(db, { conversationId: conversation.id, role: 'user', content: `The game ${i}` });
-      const good = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: 'the war of the year' });
-      const bad = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: '' });
+      const good = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', origin: 'generated', content: 'the war of the year' });
+      const bad = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', origin: 'generated', content: '' });
       await recordRating(db, { sessionId: session.id, messageId: good.id, value: 1 });
       await recordRating(db, { sessionId: session.id, messageId: bad.id, value: -1 });
       const lonely = await insertMessage(db, { conversationId: conversation.id, parentId: good.id, role: 'user', content: 'and then ?' });
-      const reply = await insertMessage(db, { conversationId: conversation.id, parentId: lonely.id, role: 'assistant', content: 'the city' });
+      const reply = await insertMessage(db, { conversationId: conversation.id, parentId: lonely.id, role: 'assistant', origin: 'generated', content: 'the city' });
       await recordRating(db, { sessionId: session.id, messageId: reply.id, value: 1 });
     }
     const data = await collectRunData(db, { heldOutEvery: 3, maxPrompts: 50 });

@@ -23,7 +23,8 @@ export function toJson(value: unknown): string {
   return text;
 }
 
-export type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict';
+/** `not_generated`: the message is not a reply the model wrote (client-sent history, or not finished). */
+export type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict' | 'not_generated';
 
 /**
  * A rule of the feedback store refused the request (unknown id, wrong kind of message, forbidden

@@ -34,7 +34,7 @@ export function createApp(deps: ServerDeps): Hono<AppEnv> {
     maxSize: maxFrameBytes,
     onError: (c) => c.json(errorBody(new ApiError('too_large', `the body is larger than ${maxFrameBytes} bytes (MAX_FRAME_BYTES)`)), 413),
   });
-  app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
+  app.use(requestContext({ log: deps.log, metrics: deps.metrics, trustProxy: deps.config.trustProxy }));
   app.use('/api/*', limitBody);
   app.use('/v1/*', limitBody);
 

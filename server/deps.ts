@@ -9,7 +9,7 @@ import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelManager } from './models.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
-import type { SessionLimits } from './chat/limits.ts';
+import type { ClientLimits } from './chat/limits.ts';
 import type { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 
 export interface ServerDeps {
@@ -20,7 +20,7 @@ export interface ServerDeps {
   models: ModelManager;
   metrics: Metrics;
   log: Logger;
-  limits: SessionLimits;
+  limits: ClientLimits;
   replies: ReplyRegistry;
   adminToken: string;
   /** The embedded background trainer (null when `npm run trainer` trains, TRAINER=off). */
@@ -34,5 +34,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by the session middleware. */
     session: Session;
+    /** The client's address (see client-address.ts), for the per-address limits. */
+    clientAddress: string;
   };
 }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ensureAdminToken } from './admin-token.ts';
 import { createApp } from './app.ts';
 import { sweepInterruptedReplies } from './chat/interrupted.ts';
-import { SessionLimits } from './chat/limits.ts';
+import { ClientLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
 import type { ServerConfig } from './config.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
@@ -82,7 +82,7 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       adminToken: admin.token,
       trainer,
       metrics: createMetrics({ engine, db: database.db, activeVersion: () => models.current?.id ?? null }),
-      limits: new SessionLimits(config.limits),
+      limits: new ClientLimits(config.limits),
       replies: new ReplyRegistry(),
     };
     const server = createAdaptorServer({ fetch: createApp(deps).fetch }) as Server;

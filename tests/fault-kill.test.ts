@@ -132,7 +132,7 @@ for (const target of killTargets()) {
       if (db.query) {
         const ids = cut.filter((c) => !c.done).map((c) => c.start.message_id);
         await db.query(`update messages set created_at = created_at - ($1::bigint * interval '1 millisecond') where id = any($2::bigint[])`, [STALE_REPLY_MS + 60_000, ids]);
-        const row = await db.query(`insert into messages (conversation_id, parent_id, role, decoding) values ($1, $2, 'assistant', '{}'::jsonb) returning id`, [a.start!.conversation_id, cut[0].start.parent_id]);
+        const row = await db.query(`insert into messages (conversation_id, parent_id, role, origin, decoding) values ($1, $2, 'assistant', 'generated', '{}'::jsonb) returning id`, [a.start!.conversation_id, cut[0].start.parent_id]);
         young = Number(row.rows[0].id);
       }
 

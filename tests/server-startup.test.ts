@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ensureAdminToken } from '../server/admin-token.ts';
 import { originAllowed } from '../server/auth.ts';
-import { SessionLimits } from '../server/chat/limits.ts';
+import { ClientLimits } from '../server/chat/limits.ts';
+import { clientAddress } from '../server/client-address.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
 import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../server/db/index.ts';
 import { ensureActivePolicy } from '../server/default-model.ts';
@@ -56,20 +57,56 @@ describe('configuration', () => {
 });
 
 describe('limits, tokens and origins', () => {
+  const LIMITS = { maxInflightPerSession: 2, maxInflightPerAddress: 3, rateLimitPerMinute: 3, rateLimitPerAddressPerMinute: 5, feedbackPerMinute: 2, feedbackPerAddressPerMinute: 3, sessionsPerAddressPerMinute: 2 };
+
   test('a session gets MAX_INFLIGHT_PER_SESSION slots and RATE_LIMIT_PER_MINUTE starts per minute', () => {
     let now = 0;
-    const limits = new SessionLimits({ maxInflightPerSession: 2, rateLimitPerMinute: 3 }, () => now);
-    const r1 = limits.acquire(1);
-    limits.acquire(1);
-    assert.throws(() => limits.acquire(1), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_SESSION/.test(e.message));
-    limits.acquire(2, 2); // other sessions are separate
+    const limits = new ClientLimits({ ...LIMITS, maxInflightPerAddress: 100, rateLimitPerAddressPerMinute: 100 }, () => now);
+    const a = (sessionId: number) => ({ sessionId, address: '10.0.0.1' });
+    const r1 = limits.acquire(a(1));
+    limits.acquire(a(1));
+    assert.throws(() => limits.acquire(a(1)), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_SESSION/.test(e.message));
+    limits.acquire(a(2), 2); // other sessions are separate
     r1();
     r1(); // releasing twice is harmless
-    limits.acquire(1);
-    const r = limits.acquire.bind(limits);
-    assert.throws(() => r(1), /RATE_LIMIT_PER_MINUTE|MAX_INFLIGHT/);
+    limits.acquire(a(1));
+    assert.throws(() => limits.acquire(a(1)), /RATE_LIMIT_PER_MINUTE|MAX_INFLIGHT/);
     now += 61_000;
-    assert.throws(() => limits.acquire(1), /MAX_INFLIGHT_PER_SESSION/, 'the window moved on, the in-flight limit still holds');
+    assert.throws(() => limits.acquire(a(1)), /MAX_INFLIGHT_PER_SESSION/, 'the window moved on, the in-flight limit still holds');
+  });
+
+  test('fresh sessions buy nothing: in-flight, start, feedback and session-creation limits hold per client address', () => {
+    let now = 0;
+    const limits = new ClientLimits(LIMITS, () => now);
+    const from = (sessionId: number, address = '10.0.0.1') => ({ sessionId, address });
+    const releases = [limits.acquire(from(1)), limits.acquire(from(2)), limits.acquire(from(3))];
+    assert.throws(() => limits.acquire(from(4)), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_ADDRESS/.test(e.message));
+    limits.acquire(from(5, '10.0.0.2')); // another address has its own share
+    releases.forEach((r) => r());
+    limits.acquire(from(6))();
+    limits.acquire(from(7))();
+    assert.throws(() => limits.acquire(from(8)), /RATE_LIMIT_PER_ADDRESS_PER_MINUTE\); retry in 60s/);
+    limits.feedback(from(1));
+    limits.feedback(from(1));
+    assert.throws(() => limits.feedback(from(1)), /FEEDBACK_PER_MINUTE/);
+    limits.feedback(from(2));
+    assert.throws(() => limits.feedback(from(3)), /FEEDBACK_PER_ADDRESS_PER_MINUTE/);
+    limits.sessionCreated('10.0.0.1');
+    limits.sessionCreated('10.0.0.1');
+    assert.throws(() => limits.sessionCreated('10.0.0.1'), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && e.retryAfter === 60);
+    limits.sessionCreated('10.0.0.3');
+    now += 60_001;
+    limits.sessionCreated('10.0.0.1');
+    limits.feedback(from(3));
+    limits.acquire(from(9))();
+  });
+
+  test('the client address is the socket peer unless TRUST_PROXY names how many proxies appended to X-Forwarded-For', () => {
+    assert.equal(clientAddress('::ffff:127.0.0.1', '6.6.6.6', 0), '127.0.0.1', 'a forged header is ignored without TRUST_PROXY');
+    assert.equal(clientAddress('10.0.0.9', '6.6.6.6, 203.0.113.7', 1), '203.0.113.7', 'one proxy: the entry it appended');
+    assert.equal(clientAddress('10.0.0.9', '6.6.6.6, 203.0.113.7, 10.0.0.8', 2), '203.0.113.7', 'two proxies: the entry the outer one appended');
+    assert.equal(clientAddress('10.0.0.9', undefined, 1), '10.0.0.9');
+    assert.equal(clientAddress('10.0.0.9', 'not-an-address', 1), '10.0.0.9');
   });
 
   test('the admin token is generated once into STATE_DIR with mode 0600, then reused; ADMIN_TOKEN wins', async () => {

@@ -138,8 +138,11 @@ export class EngineHost {
     return this.inFlight;
   }
 
-  /** Streams a reply. Throws EngineBusyError at once when the queue is full. */
-  reply(messages: ChatMessage[], decoding: DecodeOptions, signal?: AbortSignal): ReplyStream {
+  /**
+   * Streams a reply. Throws EngineBusyError at once when the queue is full. `group` (the client's
+   * address) shares the rows fairly: a free row goes to the waiting group that holds the fewest.
+   */
+  reply(messages: ChatMessage[], decoding: DecodeOptions, signal?: AbortSignal, group = ''): ReplyStream {
     if (this.exited) throw new EngineRequestError('unavailable', this.exited.message);
     if (this.inFlight >= this.opts.maxRows + this.opts.maxQueue) {
       throw new EngineBusyError(`the server is busy: ${this.inFlight} requests in flight (limit ${this.opts.maxRows + this.opts.maxQueue})`);
@@ -155,7 +158,7 @@ export class EngineHost {
     this.inFlight += 1;
     const onAbort = () => this.post({ type: 'cancel', id });
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.post({ type: 'generate', id, messages, decoding });
+    this.post({ type: 'generate', id, messages, decoding, group });
     if (signal?.aborted) onAbort();
     const release = () => {
       signal?.removeEventListener('abort', onAbort);

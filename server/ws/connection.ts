@@ -21,6 +21,8 @@ export class Connection {
   constructor(
     readonly socket: WebSocket,
     readonly session: Session,
+    /** The client's address (client-address.ts), for the per-address limits. */
+    readonly address: string,
     readonly deps: ServerDeps,
     readonly log: Logger,
   ) {

@@ -8,6 +8,7 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { cookieValue, originAllowed, SESSION_COOKIE, sessionFromTokens } from '../auth.ts';
+import { clientAddress } from '../client-address.ts';
 import type { ServerDeps } from '../deps.ts';
 import type { ServerFrame } from '../protocol.ts';
 import { Connection } from './connection.ts';
@@ -47,7 +48,8 @@ export function attachWebSocket(server: Server, deps: ServerDeps): WebSocketEndp
       deps.metrics.wsConnections.inc();
       alive.set(ws, true);
       ws.on('pong', () => alive.set(ws, true));
-      const conn = new Connection(ws, session, deps, log);
+      const address = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], deps.config.trustProxy);
+      const conn = new Connection(ws, session, address, deps, log);
       const current = deps.models.current;
       if (current) conn.send({ type: 'model', version: current.id });
       log.debug('socket open');

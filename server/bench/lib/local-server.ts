@@ -65,6 +65,12 @@ export async function startLocalServer(choice: ModelChoice, { log, env = {} }: L
         ...process.env,
         // The per-session rate limit is for people; the clients here are few sessions sending many requests.
         RATE_LIMIT_PER_MINUTE: '100000',
+        // The simulated users all connect from loopback.
+        RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '1000000',
+        MAX_INFLIGHT_PER_ADDRESS: '10000',
+        FEEDBACK_PER_MINUTE: '100000',
+        FEEDBACK_PER_ADDRESS_PER_MINUTE: '1000000',
+        SESSIONS_PER_ADDRESS_PER_MINUTE: '1000000',
         ...env,
         PORT: '0',
         HOST: '127.0.0.1',

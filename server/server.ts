@@ -1,5 +1,5 @@
 /**
- * The whole server on one port: opens the database and runs the migrations (a failure stops
+ * The whole server on one port: makes its state private (private-state.ts), opens the database and runs the migrations (a failure stops
  * start-up naming the migration), starts the engine worker, makes sure a policy version is active and
  * loads it, then serves the hono app and the WebSocket endpoint. `close()` shuts down gracefully:
  * no new requests, running replies get SHUTDOWN_GRACE_MS to finish, the rest are cancelled and
@@ -11,6 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { ensureAdminToken } from './admin-token.ts';
 import { createApp } from './app.ts';
+import { ensurePrivateDir, usePrivateUmask } from './private-state.ts';
 import { sweepInterruptedReplies } from './chat/interrupted.ts';
 import { ClientLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
@@ -46,6 +47,8 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
     for (const fn of cleanups.reverse()) await fn().catch((err) => log.error({ err }, 'shutdown step failed'));
   };
   try {
+    usePrivateUmask();
+    await ensurePrivateDir(config.stateDir);
     const database =
       opts.database ??
       (await openDatabase({ databaseUrl: config.databaseUrl, stateDir: config.stateDir, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') }));

@@ -2,7 +2,7 @@
 // schema, choosing the served model version, and `npm start` as a real process (health, SIGTERM).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +118,16 @@ describe('limits, tokens and origins', () => {
       const again = await ensureAdminToken({ stateDir: dir });
       assert.deepEqual([again.token, again.created], [first.token, false]);
       assert.equal((await ensureAdminToken({ stateDir: dir, adminToken: 'x'.repeat(20) })).token, 'x'.repeat(20));
+
+      // An existing file with a looser mode: rewritten (too short to be a token) or kept, it ends up 0600.
+      await writeFile(first.file!, 'short\n', { mode: 0o644 });
+      await chmod(first.file!, 0o644);
+      const rewritten = await ensureAdminToken({ stateDir: dir });
+      assert.equal(rewritten.created, true);
+      assert.equal((await stat(first.file!)).mode & 0o777, 0o600);
+      await chmod(first.file!, 0o664);
+      assert.equal((await ensureAdminToken({ stateDir: dir })).token, rewritten.token);
+      assert.equal((await stat(first.file!)).mode & 0o777, 0o600);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -220,7 +230,8 @@ describe('npm start', () => {
   });
 
   test('serves /health, stops gracefully on SIGTERM, and a database it cannot reach stops start-up', async () => {
-    const state = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    const parent = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    const state = join(parent, 'state');
     try {
       const run = start([], { PORT: '0', STATE_DIR: state, CHECKPOINT: await tinyCheckpoint(), LOG_LEVEL: 'info' });
       const url = await new Promise<string>((resolve, reject) => {
@@ -236,15 +247,37 @@ describe('npm start', () => {
       const health = (await (await fetch(`${url}/health`)).json()) as { ready: boolean; database: { kind: string } };
       assert.deepEqual([health.ready, health.database.kind], [true, 'pglite']);
       assert.match(run.output(), /Admin token \(shown once/);
+      const { token } = (await (await fetch(`${url}/api/session`, { method: 'POST' })).json()) as { token: string };
+      const reply = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }) });
+      assert.equal(reply.status, 200);
       run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       assert.match(run.output(), /"msg":"stopped"/);
+
+      // Private state: the directory 0700, nothing in it (database, WAL, admin token) open to group or others.
+      assert.equal((await stat(state)).mode & 0o777, 0o700);
+      const loose: string[] = [];
+      let files = 0;
+      const walk = async (dir: string): Promise<void> => {
+        for (const entry of await readdir(dir, { withFileTypes: true })) {
+          const path = join(dir, entry.name);
+          const mode = (await lstat(path)).mode & 0o777;
+          if (entry.isSymbolicLink()) continue;
+          if ((mode & 0o077) !== 0) loose.push(`${path} ${mode.toString(8)}`);
+          if (entry.isDirectory()) await walk(path);
+          else files += 1;
+        }
+      };
+      await walk(state);
+      assert.ok(files > 100, `the embedded database was written (${files} files)`);
+      assert.deepEqual(loose, []);
+      assert.equal((await stat(join(state, 'admin-token'))).mode & 0o777, 0o600);
 
       const bad = start([], { PORT: '0', STATE_DIR: state, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
       assert.equal(await bad.exited, 1);
       assert.match(bad.output(), /start-up failed: cannot connect to PostgreSQL/);
     } finally {
-      await rm(state, { recursive: true, force: true });
+      await rm(parent, { recursive: true, force: true });
     }
   });
 });

@@ -21,6 +21,9 @@ const SETTINGS = {
   ...Object.fromEntries(Object.entries(TRAINER_SETTINGS).map(([k, s]) => [k, s.schema])),
 };
 
+// Checkpoints are private to the user running the trainer (new files 0600, directories 0700).
+process.umask(0o077);
+
 const env = Object.fromEntries(Object.entries(process.env).map(([k, v]) => [k, v === '' ? undefined : v]));
 const problems: string[] = [];
 const values: Record<string, unknown> = {};

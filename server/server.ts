@@ -56,7 +56,13 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
     for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
     await sweepInterruptedReplies(database, log);
 
-    const engine = await EngineHost.start(config.engine);
+    const engine = await EngineHost.start({
+      ...config.engine,
+      onRestart: ({ error, restarted, loadedVersion }) =>
+        restarted
+          ? log.warn({ cause: error.message, model_version: loadedVersion }, 'engine worker restarted after it exited; its running replies ended with an error')
+          : log.error({ err: error }, 'engine worker restart failed; retrying'),
+    });
     cleanups.push(() => engine.close());
     log.info({ engine: engine.engine }, 'engine started');
     const models = new ModelManager(database.db, engine, log);

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.ts';
 import type { Db, DatabaseKind, Session } from './db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
+import type { Origins } from './origins.ts';
 import type { ModelManager } from './models.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
 import type { ClientLimits } from './chat/limits.ts';
@@ -23,6 +24,8 @@ export interface ServerDeps {
   limits: ClientLimits;
   replies: ReplyRegistry;
   adminToken: string;
+  /** The browser origins trusted as the server's own (WebSocket upgrades, cookie-authenticated writes). */
+  origins: Origins;
   /** The embedded background trainer (null when `npm run trainer` trains, TRAINER=off). */
   trainer: OnlineTrainer | null;
 }

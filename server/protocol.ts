@@ -247,6 +247,7 @@ export interface ModelVersionInfo {
   parent_id: number | null;
   status: 'candidate' | 'active' | 'rejected' | 'retired';
   sha256: string;
+  /** Absolute on the admin routes; on the public GET /api/models only the directory's name. */
   checkpoint_path: string;
   metrics: Record<string, unknown>;
   reasons: string[];

@@ -11,6 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { ensureAdminToken } from './admin-token.ts';
 import { createApp } from './app.ts';
+import { Origins } from './origins.ts';
 import { ensurePrivateDir, usePrivateUmask } from './private-state.ts';
 import { sweepInterruptedReplies } from './chat/interrupted.ts';
 import { ClientLimits } from './chat/limits.ts';
@@ -89,6 +90,7 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       models,
       log,
       adminToken: admin.token,
+      origins: new Origins(config),
       trainer,
       metrics: createMetrics({ engine, db: database.db, activeVersion: () => models.current?.id ?? null }),
       limits: new ClientLimits(config.limits),
@@ -101,6 +103,8 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       server.listen(config.port, config.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
+    deps.origins.listening(port);
+    if (deps.origins.usesHostHeader) log.warn({ host: config.host }, 'PUBLIC_ORIGIN is unset and HOST is a wildcard: browser origins are compared with the Host header; set PUBLIC_ORIGIN to the address browsers use');
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
 
     let closing: Promise<void> | undefined;

@@ -9,13 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ensureAdminToken } from '../server/admin-token.ts';
-import { originAllowed } from '../server/auth.ts';
 import { ClientLimits } from '../server/chat/limits.ts';
 import { clientAddress } from '../server/client-address.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
 import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../server/db/index.ts';
 import { ensureActivePolicy } from '../server/default-model.ts';
 import { ApiError } from '../server/errors.ts';
+import { Origins } from '../server/origins.ts';
 import { ClientFrameSchema } from '../server/protocol.ts';
 import { tinyCheckpoint } from './helpers/server-harness.ts';
 
@@ -133,12 +133,26 @@ describe('limits, tokens and origins', () => {
     }
   });
 
-  test('Origin: same host allowed, allow-list allowed, others refused, no Origin (not a browser) allowed', () => {
-    assert.equal(originAllowed('http://localhost:8080', 'localhost:8080', []), true);
-    assert.equal(originAllowed('https://chat.example', 'localhost:8080', ['https://chat.example']), true);
-    assert.equal(originAllowed('https://evil.example', 'localhost:8080', ['https://chat.example']), false);
-    assert.equal(originAllowed('http://localhost:9999', 'localhost:8080', []), false);
-    assert.equal(originAllowed(undefined, 'localhost:8080', []), true);
+  test('Origin: the public origin and the allow-list, not the Host header (DNS rebinding); a wildcard HOST without PUBLIC_ORIGIN falls back to Host', () => {
+    const loopback = new Origins({ host: '127.0.0.1', publicOrigin: undefined, allowedOrigins: ['https://chat.example'] });
+    loopback.listening(8080);
+    for (const o of ['http://localhost:8080', 'http://127.0.0.1:8080', 'http://[::1]:8080', 'https://chat.example']) assert.equal(loopback.allows(o, 'localhost:8080'), true, o);
+    assert.equal(loopback.allows('https://evil.example', 'localhost:8080'), false);
+    assert.equal(loopback.allows('http://localhost:9999', 'localhost:8080'), false);
+    // A rebinding page: its own name resolves to 127.0.0.1, so Host and Origin agree; still refused.
+    assert.equal(loopback.allows('http://rebind.evil.example:8080', 'rebind.evil.example:8080'), false);
+
+    const proxied = new Origins({ host: '0.0.0.0', publicOrigin: 'https://chat.example.com', allowedOrigins: [] });
+    proxied.listening(8080);
+    assert.equal(proxied.allows('https://chat.example.com', 'internal:8080'), true);
+    assert.equal(proxied.allows('http://internal:8080', 'internal:8080'), false);
+    assert.equal(proxied.usesHostHeader, false);
+
+    const wildcard = new Origins({ host: '0.0.0.0', publicOrigin: undefined, allowedOrigins: [] });
+    wildcard.listening(8080);
+    assert.equal(wildcard.usesHostHeader, true);
+    assert.equal(wildcard.allows('http://box.lan:8080', 'box.lan:8080'), true);
+    assert.equal(wildcard.allows('http://other.lan:8080', 'box.lan:8080'), false);
   });
 
   test('the client-frame schema accepts the documented frames and refuses unknown fields', () => {

@@ -22,6 +22,8 @@ export interface ServerLimits {
   maxBeamWidth: number;
   /** WebSocket frames larger than this close the socket with 1009; also the REST body limit. */
   maxFrameBytes: number;
+  /** A socket whose unsent frames exceed this many bytes (a client that does not read) is closed with 1008. */
+  maxSocketBufferBytes: number;
   /** Generations one session may have running or queued at once (all sockets and /v1 together). */
   maxInflightPerSession: number;
   /** Generation requests one session may start per minute. */
@@ -97,6 +99,7 @@ export const SETTINGS = {
   MAX_NEW_TOKENS: { flag: undefined, schema: int(1, MAX_NEW_TOKENS).default(256), doc: 'cap on max_new_tokens / max_tokens' },
   MAX_BEAM_WIDTH: { flag: undefined, schema: int(1, MAX_BEAM_WIDTH).default(8), doc: 'cap on beam_width' },
   MAX_FRAME_BYTES: { flag: undefined, schema: int(1024, 16 * 1024 * 1024).default(65536), doc: 'largest WebSocket frame (bigger: close 1009) and REST body (bigger: 413)' },
+  WS_MAX_BUFFERED_BYTES: { flag: undefined, schema: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024), doc: 'unsent bytes a WebSocket may queue (a client that does not read its frames); beyond it the socket is closed with 1008 and its generations cancelled' },
   MAX_INFLIGHT_PER_SESSION: { flag: undefined, schema: int(1, 1000).default(4), doc: 'generations one session may have in flight' },
   RATE_LIMIT_PER_MINUTE: { flag: undefined, schema: int(1, 100_000).default(60), doc: 'generation requests per session per minute' },
   MAX_INFLIGHT_PER_ADDRESS: { flag: undefined, schema: int(1, 10_000).default(8), doc: 'generations one client address may have in flight, all its sessions together' },
@@ -114,6 +117,17 @@ export const SETTINGS = {
 } as const;
 
 type Key = keyof typeof SETTINGS;
+
+/**
+ * A setting's value as error messages may show it: the admin token never (only its length), a
+ * database URL without its password; anything else as given.
+ */
+export function shownValue(key: string, value: string | undefined): string {
+  if (value === undefined) return 'undefined';
+  if (key === 'ADMIN_TOKEN') return `(hidden, ${value.length} characters)`;
+  if (key === 'DATABASE_URL') return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@]*@/i, '$1***@'));
+  return JSON.stringify(value);
+}
 
 /** Invalid configuration; the message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -134,7 +148,7 @@ export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }
   for (const [key, setting] of Object.entries(SETTINGS) as [Key, (typeof SETTINGS)[Key]][]) {
     const parsed = (setting.schema as z.ZodType).safeParse(raw[key]);
     if (parsed.success) values[key] = parsed.data;
-    else problems.push(`${key}=${JSON.stringify(raw[key])}: ${parsed.error.issues[0].message}`);
+    else problems.push(`${key}=${shownValue(key, raw[key])}: ${parsed.error.issues[0].message}`);
   }
   const origins = ((values.ALLOWED_ORIGINS as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const o of origins) {
@@ -167,6 +181,7 @@ export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }
       maxNewTokens: v.MAX_NEW_TOKENS,
       maxBeamWidth: v.MAX_BEAM_WIDTH,
       maxFrameBytes: v.MAX_FRAME_BYTES,
+      maxSocketBufferBytes: v.WS_MAX_BUFFERED_BYTES,
       maxInflightPerSession: v.MAX_INFLIGHT_PER_SESSION,
       rateLimitPerMinute: v.RATE_LIMIT_PER_MINUTE,
       maxInflightPerAddress: v.MAX_INFLIGHT_PER_ADDRESS,

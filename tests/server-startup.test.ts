@@ -53,6 +53,17 @@ describe('configuration', () => {
       },
     );
     assert.throws(() => loadConfig({ env: {}, argv: ['--colour', 'red'] }), /Unknown option '--colour'/);
+    // Secrets stay out of the message: a short admin token, a database URL's password.
+    assert.throws(
+      () => loadConfig({ env: { ADMIN_TOKEN: 'hunter2-short', DATABASE_URL: 'mysql://app:s3cret-pass@db:3306/x' } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /ADMIN_TOKEN=\(hidden, 13 characters\): must be at least 16 characters/);
+        assert.match(err.message, /DATABASE_URL="mysql:\/\/app:\*\*\*@db:3306\/x": must start with postgres/);
+        assert.doesNotMatch(err.message, /hunter2|s3cret/);
+        return true;
+      },
+    );
   });
 });
 

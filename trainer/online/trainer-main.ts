@@ -30,7 +30,8 @@ const values: Record<string, unknown> = {};
 for (const [key, schema] of Object.entries(SETTINGS)) {
   const parsed = (schema as z.ZodType).safeParse(env[key]);
   if (parsed.success) values[key] = parsed.data;
-  else problems.push(`${key}=${JSON.stringify(env[key] ?? null)}: ${parsed.error.issues[0].message}`);
+  // The password of a DATABASE_URL stays out of the message.
+  else problems.push(`${key}=${key === 'DATABASE_URL' && env[key] ? JSON.stringify(env[key]!.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@]*@/i, '$1***@')) : JSON.stringify(env[key] ?? null)}: ${parsed.error.issues[0].message}`);
 }
 let config: ReturnType<typeof trainerConfigFrom> | undefined;
 if (problems.length === 0) {

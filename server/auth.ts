@@ -4,7 +4,7 @@
  * origins are trusted is origins.ts.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { findSessionByToken, type Db, type Session } from './db/index.ts';
+import { findSessionByToken, type Db, type Session } from '../db/index.ts';
 
 export const SESSION_COOKIE = 'session';
 

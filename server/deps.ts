@@ -4,11 +4,11 @@
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.ts';
-import type { Db, DatabaseKind, Session } from './db/index.ts';
+import type { Db, DatabaseKind, Session } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
 import type { Origins } from './origins.ts';
-import type { ModelManager } from './models.ts';
+import type { ModelManager } from './model-manager.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
 import type { ClientLimits } from './chat/limits.ts';
 import type { OnlineTrainer } from '../trainer/online/online-trainer.ts';

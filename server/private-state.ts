@@ -8,7 +8,7 @@
  * (db/connect.ts), which STATE_DIR's 0700 already closes to other users.
  */
 import { mkdir } from 'node:fs/promises';
-import { makePrivate } from './db/private-files.ts';
+import { makePrivate } from '../db/private-files.ts';
 
 /** New files 0600, new directories 0700, whatever the caller's umask was. */
 export function usePrivateUmask(): void {

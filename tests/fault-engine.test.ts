@@ -3,7 +3,7 @@
 // that was serving; later requests succeed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { getMessage } from '../server/db/index.ts';
+import { getMessage } from '../db/index.ts';
 import type { StartFrame } from '../server/protocol.ts';
 import { databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 

@@ -4,7 +4,7 @@
 // export never carries client text as a reply, even from pairs stored before origins existed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { getMessage, insertMessage } from '../server/db/index.ts';
+import { getMessage, insertMessage } from '../db/index.ts';
 import type { ConversationDetail, ErrorFrame } from '../server/protocol.ts';
 import { ADMIN_TOKEN, databaseTargets, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 

@@ -6,8 +6,8 @@ import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { saveModel } from '../model/model-checkpoint.ts';
-import { migrateToLatest, openDatabase } from '../server/db/index.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
+import { migrateToLatest, openDatabase } from '../db/index.ts';
 import { ensurePrivateDir, usePrivateUmask } from '../server/private-state.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 

@@ -1,5 +1,5 @@
 // Ratings and A/B choices from a session, on replies the model wrote in its own conversations only.
-import { getMessageOwner, notModelReply, recordComparison, recordRating } from '../db/index.ts';
+import { getMessageOwner, notModelReply, recordComparison, recordRating } from '../../db/index.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import type { Choice } from '../protocol.ts';

@@ -2,9 +2,9 @@
 // policy (activate a version; roll back to the previously active one).
 import { basename } from 'node:path';
 import { Hono } from 'hono';
-import { listModelVersions } from '../db/index.ts';
+import { listModelVersions } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
-import { modelVersionInfo } from '../chat/wire.ts';
+import { modelVersionInfo } from '../chat/rest-bodies.ts';
 import { idParam } from './body.ts';
 
 /** The version list; `public`: checkpoints by their directory's name only (the server's paths are its own business). */

@@ -1,12 +1,14 @@
 /**
- * Checkpoint store of the model: a directory with meta.json, weights.bin, tokenizer.json and
+ * Checkpoint store of the model: a directory with meta.json, model.safetensors, tokenizer.json and
  * optional resume state (optimizer.bin + train_state.json). Model-agnostic: tfjs-core, zod, node only.
  */
 export { CheckpointError } from './errors.ts';
 export {
   CHECKPOINT_FORMAT,
+  LEGACY_CHECKPOINT_FORMAT,
   META_FILE,
   WEIGHTS_FILE,
+  LEGACY_WEIGHTS_FILE,
   TOKENIZER_FILE,
   OPTIMIZER_FILE,
   TRAIN_STATE_FILE,
@@ -30,3 +32,6 @@ export {
   type ResumeState,
 } from './load.ts';
 export { sha256File, checkpointWeightsSha256 } from './hash.ts';
+export { migrateCheckpoint } from './migrate.ts';
+export { encodeSafetensors, decodeSafetensors, parseSafetensorsHeader } from './safetensors.ts';
+export type { RawTensor } from './tensor-file.ts';

@@ -4,8 +4,7 @@
  * gate's reasons; the pairs it trained on are marked as used by the new versions. Servers are told by
  * the caller (an in-process event, or NOTIFY when several processes share the database).
  */
-import { sha256File } from '../../model/checkpoint/index.ts';
-import { join } from 'node:path';
+import { checkpointWeightsSha256 } from '../../model/checkpoint/index.ts';
 import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../server/db/repos/model-versions.ts';
 import { markPairsUsed } from '../../server/db/repos/pairs.ts';
 import { inTransaction, type Db } from '../../server/db/util.ts';
@@ -22,8 +21,8 @@ export async function publishRun(
   result: OnlineRunResult,
   ctx: { activePolicyVersionId: number | null; activeRewardVersionId: number | null; trainedPairIds: number[] },
 ): Promise<Published> {
-  const policySha = await sha256File(join(result.policy.dir, 'weights.bin'));
-  const rewardSha = result.reward.dir ? await sha256File(join(result.reward.dir, 'weights.bin')) : null;
+  const policySha = await checkpointWeightsSha256(result.policy.dir);
+  const rewardSha = result.reward.dir ? await checkpointWeightsSha256(result.reward.dir) : null;
   const gate = result.policy.gate;
   return inTransaction(db, async (trx) => {
     let rewardVersionId: number | null = null;

@@ -14,6 +14,7 @@ import {
   renderConversation,
   renderPrompt,
   trainBpe,
+  type TokenizerJSON,
 } from '../model/tokenizer/index.ts';
 import { applyMerges, pairKey } from '../model/tokenizer/bpe.ts';
 
@@ -178,7 +179,7 @@ test('merges never cross chunk boundaries: encode(text) is the concatenation of 
 });
 
 test('the fast merge loop gives the same tokens as textbook BPE, long chunks included', () => {
-  const merges = tok.toJSON().merges;
+  const merges = (tok.toJSON() as TokenizerJSON).merges;
   const ranks = new Map(merges.map(([a, b], r) => [pairKey(a, b), r]));
   const rand = rng(5);
   const chunks = [
@@ -199,9 +200,9 @@ test('the fast merge loop gives the same tokens as textbook BPE, long chunks inc
 
 test('incremental training learns exactly the merges of a full-recount trainer', () => {
   const text = corpus.slice(0, 6000);
-  const fast = trainBpe([text], { vocabSize: 600 }).toJSON().merges;
+  const fast = (trainBpe([text], { vocabSize: 600 }).toJSON() as TokenizerJSON).merges;
   assert.deepEqual(fast, naiveTrain(text, 600));
-  const fast1 = trainBpe([text], { vocabSize: 400, minFrequency: 1 }).toJSON().merges;
+  const fast1 = (trainBpe([text], { vocabSize: 400, minFrequency: 1 }).toJSON() as TokenizerJSON).merges;
   assert.deepEqual(fast1, naiveTrain(text, 400, 1));
 });
 
@@ -212,7 +213,7 @@ test('training is deterministic', () => {
   assert.equal(a.hash, tok.hash);
   // Ties go to the smallest pair of ids: "ab" and "cd" both occur once.
   const tie = trainBpe(['ab', 'cd'], { vocabSize: FIRST_MERGE_ID + 1, minFrequency: 1 });
-  assert.deepEqual(tie.toJSON().merges, [[97, 98]]);
+  assert.deepEqual((tie.toJSON() as TokenizerJSON).merges, [[97, 98]]);
 });
 
 test('training stops at vocabSize and counts bytes and special tokens in it', () => {
@@ -440,7 +441,7 @@ test('toJSON/fromJSON round-trip keeps the hash; a malformed file is refused wit
   const cases: Array<[unknown, RegExp]> = [
     [null, /expected a JSON object/],
     [[], /expected a JSON object/],
-    [broken((j) => (j.version = 2)), /unsupported version 2/],
+    [broken((j) => (j.version = 3)), /unsupported version 3/],
     [broken((j) => (j.format = 'gpt2')), /"format" is "gpt2"/],
     [broken((j) => (j.pretokenizer = 'other')), /pretokenizer/],
     [broken((j) => (j.specialTokens = ['<|bos|>'])), /specialTokens/],

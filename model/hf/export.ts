@@ -35,7 +35,7 @@ export async function exportHf(checkpointDir: string, out: string): Promise<Expo
     const specialText = (id: number) => tokenizer.decode([id]);
     const hfTokenizer = toHfTokenizerJson(tokenizer);
     const addedTokensDecoder = Object.fromEntries(
-      (hfTokenizer.added_tokens as { id: number }[]).map((t) => [String(t.id), { ...t, id: undefined }]),
+      (hfTokenizer.added_tokens as { id: number }[]).map(({ id, ...rest }) => [String(id), rest]),
     );
     const tokenizerConfig = {
       tokenizer_class: 'PreTrainedTokenizerFast',

@@ -153,6 +153,71 @@ describe('a GPT-2 made by PyTorch (make_fixture.py)', () => {
   });
 });
 
+/** A safetensors file of raw little-endian tensors in any dtype, written here by the spec. */
+function rawSafetensors(tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[]): Buffer {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - ((8 + json.length) % 8)) % 8, 0x20)]);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([size, json, ...tensors.map((t) => t.bytes)]);
+}
+
+describe('weights in half precision', () => {
+  test('F16, BF16 and F64 read as float32 (subnormals, infinities, NaN); a BOOL mask buffer is skipped', () => {
+    const f16 = Uint16Array.of(0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x03ff, 0x7c00, 0xfc00, 0x8000, 0x7e00);
+    const bf16 = Uint16Array.of(0x3f80, 0xc040, 0x0001, 0x7f80);
+    const f64 = Float64Array.of(1 / 3, -1e-300, 1e300);
+    const { tensors, skipped } = decodeSafetensors(
+      rawSafetensors([
+        { name: 'a', dtype: 'F16', shape: [10], bytes: new Uint8Array(f16.buffer) },
+        { name: 'h.0.attn.bias', dtype: 'BOOL', shape: [1, 3], bytes: Uint8Array.of(1, 0, 1) },
+        { name: 'b', dtype: 'BF16', shape: [2, 2], bytes: new Uint8Array(bf16.buffer) },
+        { name: 'c', dtype: 'F64', shape: [3], bytes: new Uint8Array(f64.buffer) },
+      ]),
+    );
+    const values = (name: string) => Array.from(tensors.find((t) => t.name === name)!.data);
+    const a = values('a');
+    assert.deepEqual(a.slice(0, 4), [1, -2, 0.5, 65504]);
+    assert.equal(a[4], 2 ** -24);
+    assert.equal(a[5], 1023 * 2 ** -24);
+    assert.deepEqual(a.slice(6, 8), [Infinity, -Infinity]);
+    assert.ok(Object.is(a[8], -0) && Number.isNaN(a[9]));
+    const b = values('b');
+    assert.deepEqual([b[0], b[1], b[3]], [1, -3, Infinity]);
+    assert.equal(b[2], new Float32Array(new Uint32Array([0x00010000]).buffer)[0]);
+    assert.deepEqual(values('c'), Array.from(Float32Array.from(f64)));
+    assert.deepEqual(skipped, [{ name: 'h.0.attn.bias', dtype: 'BOOL' }]);
+  });
+
+  test('the fixture in BF16 imports with its weights rounded to BF16', async () => {
+    const d = join(dir, 'fixture-bf16');
+    await cp(FIXTURE, d, { recursive: true });
+    const { tensors } = decodeSafetensors(await readFile(join(d, 'model.safetensors')));
+    const bf = tensors.map((t) => {
+      const words = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      return { name: t.name, dtype: 'BF16', shape: t.shape, bytes: new Uint8Array(Uint16Array.from(words, (w) => w >>> 16).buffer) };
+    });
+    await writeFile(join(d, 'model.safetensors'), rawSafetensors(bf));
+    const out = join(dir, 'fixture-bf16-imported');
+    await importHf(d, out);
+    const wpe = tensors.find((t) => t.name === 'wpe.weight')!;
+    const { model } = await loadModel(out);
+    try {
+      const ours = (await model.namedWeights().get('wpe')!.data()) as Float32Array;
+      const expected = new Float32Array(new Uint32Array(new Uint32Array(wpe.data.buffer, wpe.data.byteOffset, wpe.data.length).map((w) => w & 0xffff0000)).buffer);
+      assert.deepEqual(Array.from(ours), Array.from(expected));
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('export -> import round trips', () => {
   test('the shipped model', async () => {
     await assertRoundTrip(SHIPPED, 'shipped');

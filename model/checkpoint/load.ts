@@ -20,7 +20,7 @@ import {
   type TensorEntry,
 } from './meta-schema.ts';
 import type { NamedTensor } from './save.ts';
-import { parseSafetensorsHeader } from './safetensors.ts';
+import { checkpointDtype, parseSafetensorsHeader } from './safetensors.ts';
 import { formatShape, unpackTensors, validateTensorManifest, type RawTensor } from './tensor-file.ts';
 
 export interface LoadCheckpointOptions {
@@ -142,8 +142,9 @@ function unpackSafetensors(dir: string, bytes: Uint8Array, manifest: readonly Te
   for (const m of manifest) {
     const t = inFile.get(m.name);
     if (t === undefined) throw new CheckpointError(dir, `${WEIGHTS_FILE} lacks tensor '${m.name}' listed in meta.json`);
-    if (t.dtype !== m.dtype || !sameShape(t.shape, m.shape) || t.offset !== m.offset) {
-      throw new CheckpointError(dir, `${WEIGHTS_FILE} describes tensor '${m.name}' as ${t.dtype} ${formatShape(t.shape)} at ${t.offset}, meta.json as ${m.dtype} ${formatShape(m.shape)} at ${m.offset}`);
+    const dtype = checkpointDtype(t.dtype) ?? t.dtype;
+    if (dtype !== m.dtype || !sameShape(t.shape, m.shape) || t.offset !== m.offset) {
+      throw new CheckpointError(dir, `${WEIGHTS_FILE} describes tensor '${m.name}' as ${dtype} ${formatShape(t.shape)} at ${t.offset}, meta.json as ${m.dtype} ${formatShape(m.shape)} at ${m.offset}`);
     }
   }
   if (header.tensors.length !== manifest.length) {

@@ -1,6 +1,8 @@
 /**
- * The safetensors file format (https://github.com/huggingface/safetensors), for float32 and int32
- * tensors: an 8-byte little-endian header length N, N bytes of JSON
+ * The safetensors file format (https://github.com/huggingface/safetensors). Checkpoints write float32
+ * and int32 tensors; reading also accepts F16, BF16 and F64 (converted to float32, as weights saved in
+ * half precision come) and checks the layout of tensors of any other dtype, which are only listed.
+ * The format: an 8-byte little-endian header length N, N bytes of JSON
  * `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": { str: str } }` padded with
  * spaces so the data starts 8-byte aligned, then the tensors' raw little-endian bytes, offsets
  * relative to the start of the data. Readers (Python `safetensors`, `transformers`) insist that the
@@ -11,14 +13,31 @@ import type { TensorDtype, TensorEntry } from './meta-schema.ts';
 import { formatShape, packTensors, shapeSize, unpackTensors, type RawTensor } from './tensor-file.ts';
 
 const DTYPE_TO_ST: Record<TensorDtype, string> = { float32: 'F32', int32: 'I32' };
-const ST_TO_DTYPE: Record<string, TensorDtype> = { F32: 'float32', I32: 'int32' };
+/** The checkpoint dtype a safetensors dtype stands for, if any. */
+export function checkpointDtype(dtype: string): TensorDtype | undefined {
+  return (Object.keys(DTYPE_TO_ST) as TensorDtype[]).find((d) => DTYPE_TO_ST[d] === dtype);
+}
+
+/** Bytes per element of each safetensors dtype. */
+const ELEMENT_BYTES: Record<string, number> = { BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8 };
+/** Dtypes read as float32. */
+const AS_FLOAT32 = new Set(['F32', 'F16', 'BF16', 'F64']);
 /** A header above this is not a model's; refusing it keeps a corrupt length from allocating gigabytes. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 const METADATA_KEY = '__metadata__';
 
+/** A tensor as the header describes it: its safetensors dtype, and its bytes relative to the data start. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
 export interface SafetensorsFile {
-  /** Tensors in data order; offsets relative to `dataStart`. */
-  tensors: TensorEntry[];
+  /** Tensors in data order. */
+  tensors: SafetensorsEntry[];
   metadata: Record<string, string>;
   /** Byte offset of the data section in the file (8 + header length). */
   dataStart: number;
@@ -61,7 +80,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsFile {
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Error('header is not a JSON object');
   const metadata: Record<string, string> = {};
-  const tensors: TensorEntry[] = [];
+  const tensors: SafetensorsEntry[] = [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
       if (value === null) continue;
@@ -74,8 +93,9 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsFile {
     }
     const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (e === null || typeof e !== 'object') throw new Error(`tensor '${name}' has no description`);
-    const dtype = ST_TO_DTYPE[String(e.dtype)];
-    if (dtype === undefined) throw new Error(`tensor '${name}' has dtype ${JSON.stringify(e.dtype)}; only F32 and I32 are read`);
+    const dtype = String(e.dtype);
+    const elementBytes = ELEMENT_BYTES[dtype];
+    if (elementBytes === undefined) throw new Error(`tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
     const shape = e.shape;
     if (!Array.isArray(shape) || shapeSize(shape as number[]) === null) throw new Error(`tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
     const offsets = e.data_offsets;
@@ -83,7 +103,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsFile {
       throw new Error(`tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as number[];
-    const length = shapeSize(shape as number[])! * 4;
+    const length = shapeSize(shape as number[])! * elementBytes;
     if (end - begin !== length) {
       throw new Error(`tensor '${name}' spans ${end - begin} bytes but shape ${formatShape(shape as number[])} needs ${length}`);
     }
@@ -93,7 +113,6 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsFile {
   let expected = 0;
   for (const t of tensors) {
     if (t.offset !== expected) throw new Error(`tensor '${t.name}' starts at data byte ${t.offset}, expected ${expected} (tensors must tile the data)`);
-    if (t.offset % 4 !== 0) throw new Error(`tensor '${t.name}' starts at data byte ${t.offset}, not 4-byte aligned`);
     expected = t.offset + t.length;
   }
   if (dataStart + expected !== bytes.length) {
@@ -102,8 +121,55 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsFile {
   return { tensors, metadata, dataStart };
 }
 
-/** Reads every tensor of a safetensors file (copies; never aliases `bytes`). */
-export function decodeSafetensors(bytes: Uint8Array): { tensors: RawTensor[]; metadata: Record<string, string> } {
+/**
+ * Reads the tensors of a safetensors file (copies; never aliases `bytes`): F32 and I32 as they are,
+ * F16, BF16 and F64 as float32; tensors of other dtypes are named in `skipped`.
+ */
+export function decodeSafetensors(bytes: Uint8Array): { tensors: RawTensor[]; metadata: Record<string, string>; skipped: { name: string; dtype: string }[] } {
   const file = parseSafetensorsHeader(bytes);
-  return { tensors: unpackTensors(bytes.subarray(file.dataStart), file.tensors), metadata: file.metadata };
+  const data = bytes.subarray(file.dataStart);
+  const tensors: RawTensor[] = [];
+  const skipped: { name: string; dtype: string }[] = [];
+  for (const t of file.tensors) {
+    if (t.dtype === 'F32' || t.dtype === 'I32') {
+      tensors.push(unpackTensors(data, [{ ...t, dtype: checkpointDtype(t.dtype)! }])[0]);
+    } else if (AS_FLOAT32.has(t.dtype)) {
+      tensors.push({ name: t.name, dtype: 'float32', shape: t.shape, data: toFloat32(data.subarray(t.offset, t.offset + t.length), t.dtype) });
+    } else {
+      skipped.push({ name: t.name, dtype: t.dtype });
+    }
+  }
+  return { tensors, metadata: file.metadata, skipped };
+}
+
+/** Little-endian F16 / BF16 / F64 values as float32 (F16 subnormals, infinities and NaN included). */
+function toFloat32(src: Uint8Array, dtype: string): Float32Array {
+  const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  if (dtype === 'F64') return Float32Array.from({ length: src.length / 8 }, (_, i) => view.getFloat64(i * 8, true));
+  const n = src.length / 2;
+  const bits = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const h = view.getUint16(i * 2, true);
+    if (dtype === 'BF16') {
+      bits[i] = h << 16;
+      continue;
+    }
+    const sign = (h & 0x8000) << 16;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0x1f) bits[i] = sign | 0x7f800000 | (frac << 13);
+    else if (exp !== 0) bits[i] = sign | ((exp + 112) << 23) | (frac << 13);
+    else if (frac === 0) bits[i] = sign;
+    else {
+      // Subnormal half: normalise the fraction into a float32 exponent.
+      let e = 113;
+      let f = frac;
+      while ((f & 0x400) === 0) {
+        f <<= 1;
+        e -= 1;
+      }
+      bits[i] = sign | (e << 23) | ((f & 0x3ff) << 13);
+    }
+  }
+  return new Float32Array(bits.buffer);
 }

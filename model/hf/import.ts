@@ -1,6 +1,7 @@
 /**
  * A Hugging Face GPT-2-family directory (gpt2, distilgpt2, any GPT2LMHeadModel with a byte-level BPE in
- * tokenizer.json or vocab.json + merges.txt, weights in model.safetensors) as our policy checkpoint.
+ * tokenizer.json or vocab.json + merges.txt, weights in model.safetensors as F32, F16, BF16 or F64;
+ * float32 here) as our policy checkpoint.
  * The chat special tokens are appended to the vocabulary when absent; their embedding rows start as the
  * mean of the existing rows (so they begin as an "average token", not as noise). Everything is checked
  * before anything is written; a directory that is not GPT-2-compatible gets an HfFormatError naming
@@ -58,6 +59,9 @@ async function readWeights(dir: string): Promise<Map<string, RawTensor>> {
   } catch (err) {
     throw new HfFormatError(`${path}: ${(err as Error).message}`);
   }
+  // Buffers some files carry (the attention mask) may be BOOL or U8; anything else must be a float.
+  const notFloat = decoded.skipped.filter((t) => !/\.attn\.(bias|masked_bias)$/.test(t.name));
+  if (notFloat.length > 0) throw new HfFormatError(`${path}: tensor '${notFloat[0].name}' is ${notFloat[0].dtype}; weights must be F32, F16, BF16 or F64`);
   // GPT2LMHeadModel prefixes "transformer."; GPT2Model (and the original gpt2 upload) does not.
   const byName = new Map<string, RawTensor>();
   for (const t of decoded.tensors) byName.set(t.name.startsWith('transformer.') || t.name.startsWith('lm_head.') ? t.name : `transformer.${t.name}`, t);
@@ -96,7 +100,7 @@ export async function importHf(from: string, out: string, log: (line: string) =>
   for (const [name, hfName] of names) {
     const t = weights.get(hfName);
     if (t === undefined) throw new HfFormatError(`model.safetensors has no tensor '${hfName}'`);
-    if (t.dtype !== 'float32') throw new HfFormatError(`tensor '${hfName}' is ${t.dtype}; float32 (F32) is expected`);
+    if (t.dtype !== 'float32') throw new HfFormatError(`tensor '${hfName}' is ${t.dtype}; weights must be floating point`);
     const shape = expected.get(name)!;
     if (!sameShape(t.shape, shape)) throw new HfFormatError(`tensor '${hfName}' has shape [${t.shape}], expected [${shape}] for this config`);
     ours.push({ ...t, name });

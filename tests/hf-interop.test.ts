@@ -9,7 +9,9 @@
 import { Template } from '@huggingface/jinja';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -29,6 +31,7 @@ import { tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
 const FIXTURE = new URL('./fixtures/hf-gpt2-tiny', import.meta.url).pathname;
 const SHIPPED = new URL('../models/default/policy', import.meta.url).pathname;
 const CORPUS = new URL('./fixtures/corpora', import.meta.url).pathname;
+const REPO = new URL('..', import.meta.url).pathname;
 
 let dir = '';
 before(async () => {
@@ -229,6 +232,23 @@ describe('export -> import round trips', () => {
     await saveModel(ck, { model, tokenizer: tinyTokenizer() });
     model.dispose();
     await assertRoundTrip(ck, 'random-tiny');
+  });
+
+  test('a reward model is not exported as a language model', async () => {
+    await assert.rejects(exportHf(new URL('../models/default/reward', import.meta.url).pathname, join(dir, 'reward-hf')), /is a reward checkpoint; only a policy exports as GPT2LMHeadModel/);
+  });
+
+  test('the commands: npm run export and npm run import, exit 2 on bad usage, 1 naming what is not GPT-2', async () => {
+    const run = (script: string, args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], { cwd: REPO });
+    const hf = join(dir, 'cli-hf');
+    const back = join(dir, 'cli-back');
+    assert.equal((await run('model/cli/export-model.ts', ['--checkpoint', SHIPPED, '--format', 'hf', '--out', hf])).stdout.trim(), hf);
+    const imported = await run('model/cli/import-model.ts', ['--from', hf, '--out', back]);
+    assert.equal(imported.stdout.trim(), back);
+    assert.match(imported.stderr, /imported 1\.3M parameters: 4 layers, d=128, 4 heads, context 128, vocabulary 4096/);
+    assert.equal((await readCheckpointMeta(back)).weights.sha256, (await readCheckpointMeta(SHIPPED)).weights.sha256);
+    await assert.rejects(run('model/cli/export-model.ts', ['--checkpoint', SHIPPED, '--format', 'onnx', '--out', hf]), (e: { code: number; stderr: string }) => e.code === 2 && /--format: unknown format 'onnx'/.test(e.stderr));
+    await assert.rejects(run('model/cli/import-model.ts', ['--from', SHIPPED, '--out', join(dir, 'cli-bad')]), (e: { code: number; stderr: string }) => e.code === 1 && /import: .* has no config\.json/.test(e.stderr));
   });
 
   test('the export is GPT-2 layout: names, Conv1D (in, out) shapes, config fields, no lm_head', async () => {

@@ -15,7 +15,7 @@ export function checkpointRoot(env: NodeJS.ProcessEnv = process.env, cwd = proce
   return resolve(cwd, env.CHECKPOINT_DIR || join(env.STATE_DIR || './.state', 'checkpoints'));
 }
 
-export class RegisterError extends Error {
+class RegisterError extends Error {
   override readonly name = 'RegisterError';
 }
 

@@ -5,10 +5,8 @@
 export { CheckpointError } from './errors.ts';
 export {
   CHECKPOINT_FORMAT,
-  LEGACY_CHECKPOINT_FORMAT,
   META_FILE,
   WEIGHTS_FILE,
-  LEGACY_WEIGHTS_FILE,
   TOKENIZER_FILE,
   OPTIMIZER_FILE,
   TRAIN_STATE_FILE,
@@ -33,5 +31,5 @@ export {
 } from './load.ts';
 export { sha256File, checkpointWeightsSha256 } from './hash.ts';
 export { migrateCheckpoint } from './migrate.ts';
-export { encodeSafetensors, decodeSafetensors, parseSafetensorsHeader } from './safetensors.ts';
+export { encodeSafetensors, decodeSafetensors } from './safetensors.ts';
 export type { RawTensor } from './tensor-file.ts';

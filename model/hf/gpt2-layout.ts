@@ -34,7 +34,7 @@ export function hfTensorNames(nLayers: number): Map<string, string> {
   return map;
 }
 
-export const LAYER_NORM_EPSILON = 1e-5;
+const LAYER_NORM_EPSILON = 1e-5;
 /** GPT-2's name for the tanh approximation our MLP uses; `gelu_pytorch_tanh` is the same function. */
 const TANH_GELUS = ['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'];
 

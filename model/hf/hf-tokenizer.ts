@@ -84,7 +84,7 @@ export interface ImportedTokenizer {
  * added (special) tokens. The six chat tokens are appended when absent. Throws HfFormatError naming
  * the first thing that is not byte-level BPE.
  */
-export function fromHfVocabulary(input: {
+function fromHfVocabulary(input: {
   vocab: Record<string, number>;
   merges: readonly (readonly [string, string])[];
   addedTokens: readonly { id: number; content: string }[];

@@ -3,9 +3,7 @@ export {
   Tokenizer,
   TOKENIZER_FORMAT,
   TOKENIZER_VERSION,
-  TOKENIZER_VERSION_GENERAL,
   type DecodeOptions,
-  type GeneralTokenizerJSON,
   type MergePair,
   type TokenizerJSON,
 } from './bpe.ts';
@@ -28,5 +26,5 @@ export {
   SPECIAL_TOKEN_TEXTS,
   type SpecialTokenIds,
 } from './special-tokens.ts';
-export { pretokenize, PRETOKENIZER_NAME, GPT2_PRETOKENIZER_NAME, PRETOKENIZER_PATTERNS, isKnownPretokenizer } from './pretokenize.ts';
+export { pretokenize, PRETOKENIZER_NAME, GPT2_PRETOKENIZER_NAME, PRETOKENIZER_PATTERNS } from './pretokenize.ts';
 export { decodeWtf8, encodeWtf8 } from './wtf8.ts';

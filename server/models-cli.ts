@@ -8,8 +8,8 @@
  * the checkpoint is refused.
  */
 import { initEngine } from '../model/backend.ts';
-import { openDatabase } from './db/connect.ts';
-import { migrateToLatest } from './db/migrate.ts';
+import { openDatabase } from '../db/connect.ts';
+import { migrateToLatest } from '../db/migrate.ts';
 import { checkpointRoot, registerCheckpoint } from './register-checkpoint.ts';
 
 const USAGE = 'usage: npm run models -- register DIR';

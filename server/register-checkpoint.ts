@@ -7,8 +7,8 @@
  */
 import { realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { loadModel } from '../model/model-checkpoint.ts';
-import { getActiveModelVersion, insertModelVersion, type Db, type ModelVersion } from './db/index.ts';
+import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
+import { getActiveModelVersion, insertModelVersion, type Db, type ModelVersion } from '../db/index.ts';
 
 /** The registered-checkpoints root: CHECKPOINT_DIR, else STATE_DIR/checkpoints, else ./.state/checkpoints. */
 export function checkpointRoot(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {

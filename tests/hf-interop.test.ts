@@ -21,7 +21,7 @@ import { generateReply } from '../model/decode/chat-reply.ts';
 import { generateToEnd } from '../model/decode/generate.ts';
 import { exportHf } from '../model/hf/export.ts';
 import { importHf } from '../model/hf/import.ts';
-import { loadModel, saveModel } from '../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { renderConversation, Tokenizer, type ChatMessage } from '../model/tokenizer/index.ts';
 import { runSftStage, SftStageSchema } from '../trainer/stages/sft.ts';
 import { parseFlags } from '../trainer/flags.ts';

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { importHf } from '../model/hf/import.ts';
-import { getModelVersion } from '../server/db/index.ts';
+import { getModelVersion } from '../db/index.ts';
 import type { ModelVersionInfo } from '../server/protocol.ts';
 import { checkpointRoot, registerCheckpoint } from '../server/register-checkpoint.ts';
 import { ADMIN_TOKEN, databaseTargets, newSession, startTestServer, TestSocket, tinyCheckpoint, type TestServer } from './helpers/server-harness.ts';

@@ -7,7 +7,7 @@
  */
 import { initEngine } from '../backend.ts';
 import { importHf } from '../hf/import.ts';
-import { parseFlags, UsageError } from './args.ts';
+import { parseFlags, runCommand, UsageError } from './args.ts';
 
 const USAGE = 'usage: npm run import -- --from DIR --out OUT';
 
@@ -27,8 +27,4 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(r.out + '\n');
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`import: ${message.split('\n')[0]}${err instanceof UsageError ? ' (see --help)' : ''}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
-});
+runCommand('import', () => main(process.argv.slice(2)));

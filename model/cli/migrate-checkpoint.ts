@@ -5,6 +5,7 @@
  * left as they are. Prints one line per directory. Exit 2 for bad usage, 1 if any directory failed.
  */
 import { migrateCheckpoint } from '../checkpoint/index.ts';
+import { runCommand } from './args.ts';
 
 const USAGE = 'usage: npm run checkpoint:migrate -- DIR [DIR...]';
 
@@ -26,4 +27,4 @@ async function main(dirs: string[]): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+runCommand('checkpoint:migrate', () => main(process.argv.slice(2)));

@@ -26,10 +26,10 @@ import {
 } from './special-tokens.ts';
 import { decodeWtf8, encodeWtf8 } from './wtf8.ts';
 
-export const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
-export const TOKENIZER_VERSION = 1;
+const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
+const TOKENIZER_VERSION = 1;
 /** File version of a vocabulary with its own id layout (see the file comment). */
-export const TOKENIZER_VERSION_GENERAL = 2;
+const TOKENIZER_VERSION_GENERAL = 2;
 
 /** A learned merge: the two token ids whose concatenation becomes a new token. */
 export type MergePair = readonly [number, number];
@@ -44,7 +44,7 @@ export interface TokenizerJSON {
 }
 
 /** The file format of a vocabulary with its own id layout. */
-export interface GeneralTokenizerJSON {
+interface GeneralTokenizerJSON {
   format: typeof TOKENIZER_FORMAT;
   version: typeof TOKENIZER_VERSION_GENERAL;
   pretokenizer: string;
@@ -67,7 +67,7 @@ export interface VocabularyLayout {
   mergeIds: readonly number[];
 }
 
-export interface DecodeOptions {
+interface DecodeOptions {
   /** Leave special tokens out of the text (default false: they appear as e.g. "<|eot|>"). */
   skipSpecial?: boolean;
 }

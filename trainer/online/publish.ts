@@ -5,9 +5,9 @@
  * the caller (an in-process event, or NOTIFY when several processes share the database).
  */
 import { checkpointWeightsSha256 } from '../../model/checkpoint/index.ts';
-import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../server/db/repos/model-versions.ts';
-import { markPairsUsed } from '../../server/db/repos/pairs.ts';
-import { inTransaction, type Db } from '../../server/db/util.ts';
+import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../db/repos/model-versions.ts';
+import { markPairsUsed } from '../../db/repos/pairs.ts';
+import { inTransaction, type Db } from '../../db/util.ts';
 import type { OnlineRunResult } from './online-run.ts';
 
 export interface Published {

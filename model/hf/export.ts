@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { writeDirAtomically, writeFileDurable } from '../checkpoint/atomic-dir.ts';
 import { encodeSafetensors, type RawTensor } from '../checkpoint/index.ts';
-import { loadModel } from '../model-checkpoint.ts';
+import { loadModel } from '../checkpoint/gpt-checkpoint.ts';
 import { CHAT_TEMPLATE } from './chat-template.ts';
 import { hfConfigJson, hfTensorNames } from './gpt2-layout.ts';
 import { HfFormatError, toHfTokenizerJson } from './hf-tokenizer.ts';

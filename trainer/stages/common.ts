@@ -6,7 +6,7 @@ import { stateDir } from '../../model/cli/default-checkpoint.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 import { renderConversation } from '../../model/tokenizer/index.ts';
 import type { MaskedSequence } from '../batches.ts';
-import { readBrown, brownToDocuments, readWikiText, resolveCorpusDir, wikiTextPath, wikiTextToDocuments } from '../data/index.ts';
+import { resolveCorpusDir } from '../data/index.ts';
 import type { LoopConfig } from '../train-loop.ts';
 
 /** Where a stage writes by default: `$STATE_DIR/runs/<stage>`. */
@@ -31,12 +31,13 @@ export function loopFields(d: LoopConfig) {
     checkpointEvery: posInt.default(d.checkpointEvery).describe('checkpoint every N updates (0 = at the end only)'),
     seed: posInt.default(d.seed),
     threads: z.number().int().min(1).max(64).default(d.threads ?? 1).describe('data-parallel threads: each step\'s batch is split across this many engines, one per core (wasm runs one thread per engine)'),
+    keepSnapshots: posInt.default(d.keepSnapshots ?? 0).describe('also keep the weights of the last N checkpoints in <out>.snapshots/ (for `average`)'),
   };
 }
 
 export function pickLoop(c: LoopConfig): LoopConfig {
-  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads } = c;
-  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads };
+  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots } = c;
+  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots };
 }
 
 /** Common flags: corpus dir, output, resume, JSON progress. */
@@ -49,27 +50,6 @@ export const runFields = {
 
 export function corpusDirOf(flag: string): string {
   return resolveCorpusDir({ flag: flag || undefined });
-}
-
-/**
- * Pretraining text: WikiText-2 train when present (this repository's machines only have valid and
- * test, so valid stands in and test stays held out), plus the Brown corpus when asked.
- */
-export async function pretrainDocuments(corpusDir: string, brown: boolean, log: (line: string) => void): Promise<string[]> {
-  let trainPath: string;
-  try {
-    trainPath = wikiTextPath(corpusDir, 'train');
-  } catch {
-    trainPath = wikiTextPath(corpusDir, 'valid');
-    log(`WikiText train split not found; training on ${trainPath} (the test split stays held out)`);
-  }
-  const docs = wikiTextToDocuments(await readWikiText(trainPath));
-  if (brown) docs.push(...brownToDocuments((await readBrown()).documents));
-  return docs;
-}
-
-export async function wikiTestDocuments(corpusDir: string): Promise<string[]> {
-  return wikiTextToDocuments(await readWikiText(wikiTextPath(corpusDir, 'test')));
 }
 
 /** Documents as one token stream, each opened by BOS so the model learns where texts start. */
@@ -120,7 +100,7 @@ export function requireDir(path: string, what: string): void {
 }
 
 /** Settings a resumed run may change: where it reads and writes, how it reports, and how long it runs. */
-const RESUME_MAY_CHANGE = ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs'];
+const RESUME_MAY_CHANGE = ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs', 'keepSnapshots'];
 
 /**
  * The config of a resumed run: the saved one, with the flags given now laid over it. A flag that

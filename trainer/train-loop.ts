@@ -22,6 +22,8 @@ export interface LoopConfig {
   epochs: number;
   /** Stop after this many updates even if epochs remain; 0 = no limit. */
   maxSteps: number;
+  /** Length of the learning-rate schedule in updates; 0 or unset = all epochs. */
+  scheduleSteps?: number;
   batchSize: number;
   lr: number;
   minLr: number;
@@ -101,9 +103,10 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
     state = { ...saved, config: run.config };
   }
 
-  // The schedule spans all epochs; --max-steps only stops early, so a run cut short and resumed
-  // follows the same learning rates as one that was never interrupted.
-  const schedule = { lr: loop.lr, minLr: loop.minLr, warmupSteps: loop.warmupSteps, totalSteps: loop.epochs * perEpoch };
+  // The schedule spans all epochs (or --schedule-steps, for a budget in updates); --max-steps only
+  // stops early, so a run cut short and resumed follows the same learning rates as one that was
+  // never interrupted.
+  const schedule = { lr: loop.lr, minLr: loop.minLr, warmupSteps: loop.warmupSteps, totalSteps: (loop.scheduleSteps ?? 0) > 0 ? loop.scheduleSteps! : loop.epochs * perEpoch };
   const save = async () => {
     // The snapshot first: killed between the two, the resumed run redoes this step and writes the
     // same snapshot again, so the snapshots match an uninterrupted run's.

@@ -20,6 +20,7 @@ export function loopFields(d: LoopConfig) {
   return {
     epochs: z.number().int().min(1).max(1000).default(d.epochs).describe('passes over the training data'),
     maxSteps: posInt.default(d.maxSteps).describe('stop after this many updates (0 = no limit)'),
+    scheduleSteps: posInt.default(d.scheduleSteps ?? 0).describe('length of the cosine learning-rate schedule in updates (0 = all epochs); with --max-steps the same: a budget in updates'),
     batchSize: z.number().int().min(1).max(512).default(d.batchSize),
     lr: z.number().positive().max(1).default(d.lr).describe('peak learning rate'),
     minLr: z.number().min(0).max(1).default(d.minLr).describe('learning rate at the end of the cosine'),
@@ -36,8 +37,8 @@ export function loopFields(d: LoopConfig) {
 }
 
 export function pickLoop(c: LoopConfig): LoopConfig {
-  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots } = c;
-  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots };
+  const { epochs, maxSteps, scheduleSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots } = c;
+  return { epochs, maxSteps, scheduleSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots };
 }
 
 /** Common flags: corpus dir, output, resume, JSON progress. */

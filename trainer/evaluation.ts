@@ -9,7 +9,7 @@
  *   most frequent reply (top_reply_share: an "I don't know." for every prompt scores near 1).
  * With `split: 'valid'` the same is measured on validation data instead, for choosing a recipe
  * without touching the test sets: the Cornell valid movies and the WikiText held-out slice (see
- * stages/pretrain-text.ts); the JSON keys then say `valid` and `heldout` instead of `test`.
+ * data/pretrain-text.ts); the JSON keys then say `valid` and `heldout` instead of `test`.
  * Perplexities are computed on a fixed, documented prefix of each test set (`maxTokens`) so the
  * report takes a minute or two on a CPU.
  */
@@ -19,13 +19,14 @@ import { chatPrompt, ReplyText } from '../model/decode/chat-reply.ts';
 import { createDecoder } from '../model/decode/generate.ts';
 import { parseDecodeOptions } from '../model/decode/options.ts';
 import type { ChatMessage, Tokenizer } from '../model/tokenizer/index.ts';
-import { packedSource, sequenceSource, type BatchSource } from './batches.ts';
+import { packedSource, sequenceSource, type BatchSource } from './batching/batches.ts';
 import { cornellPaths, loadCornellDialogues } from './data/index.ts';
-import { dialogueSequences, packDocuments } from './stages/common.ts';
-import { wikiTestDocuments, wikiTrainAndHeldOut } from './stages/pretrain-text.ts';
+import { wikiTestDocuments, wikiTrainAndHeldOut } from './data/pretrain-text.ts';
+import { dialogueSequences } from './batching/dialogue-sequences.ts';
+import { packDocuments } from './batching/pack-documents.ts';
 import { evaluate } from './train-step.ts';
 
-export interface ReplyStats {
+interface ReplyStats {
   mean_len: number;
   distinct_1: number;
   distinct_2: number;
@@ -68,7 +69,7 @@ export function evalJson(r: EvalReport): EvalJson {
   return { [`${c}_reply_ppl`]: cornell_reply_ppl, [`${w}_token_ppl`]: wikitext_token_ppl, [`${w}_word_ppl`]: wikitext_word_ppl, ...rest };
 }
 
-export interface EvalOptions {
+interface EvalOptions {
   split: EvalSplit;
   corpusDir: string;
   maxTokens: number;

@@ -27,7 +27,7 @@ for arg in "$@"; do
   esac
 done
 
-: "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (README: Corpora)}"
+: "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (docs/training.md: Corpora)}"
 export CORPUS_DIR
 RUNS="${STATE_DIR:-./.state}/runs"
 PRESET="${PRESET:-small}"

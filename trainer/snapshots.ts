@@ -11,7 +11,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../model/gpt/gpt.ts';
-import { loadModel, saveModel, type SaveModelInput } from '../model/model-checkpoint.ts';
+import { loadModel, saveModel, type SaveModelInput } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 
 const SNAPSHOT = /^step-(\d+)$/;

@@ -11,7 +11,7 @@ import { GPT } from '../../model/gpt/gpt.ts';
 import { maskedCrossEntropy } from '../../model/gpt/loss.ts';
 import { trainBpe, type Tokenizer } from '../../model/tokenizer/index.ts';
 
-export const FIXTURE_TEXT = readFileSync(new URL('../fixtures/wiki-sample.txt', import.meta.url), 'utf8');
+export const FIXTURE_TEXT = readFileSync(new URL('../../model/assets/init-text.txt', import.meta.url), 'utf8');
 
 let tokenizerCache: Tokenizer | null = null;
 

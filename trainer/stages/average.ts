@@ -3,7 +3,7 @@
  * trained with --keep-snapshots), written as a policy checkpoint without optimizer state.
  */
 import { z } from 'zod';
-import { saveModel } from '../../model/model-checkpoint.ts';
+import { saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { averageSnapshots, snapshotsDir } from '../snapshots.ts';
 
 export const AverageStageSchema = z

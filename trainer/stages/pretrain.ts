@@ -1,7 +1,7 @@
 /**
  * Stage `pretrain`: a GPT learns language from packed WikiText (+ Brown, + Cornell training-split
  * conversations as plain text) token streams; held-out loss and perplexity on the WikiText
- * held-out slice (see pretrain-text.ts; WikiText-2 test is left for the final report).
+ * held-out slice (see data/pretrain-text.ts; WikiText-2 test is left for the final report).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,13 +9,14 @@ import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { gptConfig, PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { Tokenizer } from '../../model/tokenizer/index.ts';
-import { packedSource } from '../batches.ts';
+import { packedSource } from '../batching/batches.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { resumedConfig, corpusDirOf, loopFields, packDocuments, pickLoop, runDir, runFields } from './common.ts';
-import { pretrainDocuments, wikiTrainAndHeldOut } from './pretrain-text.ts';
+import { packDocuments } from '../batching/pack-documents.ts';
+import { pretrainDocuments, wikiTrainAndHeldOut } from '../data/pretrain-text.ts';
+import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const PretrainStageSchema = z
   .object({
@@ -28,7 +29,7 @@ export const PretrainStageSchema = z
     ...loopFields({ epochs: 2, maxSteps: 0, batchSize: 16, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 8, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
-export type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
+type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
 
 export async function runPretrainStage(given: PretrainStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
   let cfg = given;

@@ -118,8 +118,10 @@ step() {
 # --resume for a training stage that has a checkpoint to continue from.
 resume_flag() { if [ -f "$1/meta.json" ]; then echo --resume; fi; }
 
+# With AVERAGE_LAST > 1 the shipped policy is the mean of SFT's last AVERAGE_LAST checkpoints.
 SFT_FINAL="$RUNS/sft"
-if [ "$AVERAGE_LAST" -gt 1 ]; then SFT_FINAL="$RUNS/sft-avg"; fi
+SNAPSHOTS=0
+if [ "$AVERAGE_LAST" -gt 1 ]; then SFT_FINAL="$RUNS/sft-avg"; SNAPSHOTS="$AVERAGE_LAST"; fi
 
 tokenizer() {
   train tokenizer --vocab-size="$VOCAB_SIZE" --brown="$BROWN" --max-chars="$TOKENIZER_MAX_CHARS" --out="$RUNS/tokenizer/tokenizer.json"
@@ -133,7 +135,7 @@ pretrain() {
 sft() {
   train sft $(resume_flag "$RUNS/sft") --init="$RUNS/pretrain" --pretrain-share="$SFT_PRETRAIN_SHARE" \
     --lr="$SFT_LR" --min-lr="$SFT_MIN_LR" --epochs=1000 --max-steps="$SFT_STEPS" --schedule-steps="$SFT_STEPS" \
-    --checkpoint-every="$CHECKPOINT_EVERY" --eval-every="$CHECKPOINT_EVERY" --keep-snapshots="$AVERAGE_LAST" \
+    --checkpoint-every="$CHECKPOINT_EVERY" --eval-every="$CHECKPOINT_EVERY" --keep-snapshots="$SNAPSHOTS" \
     --threads="$THREADS" --out="$RUNS/sft"
 }
 average() { train average --from="$RUNS/sft" --last="$AVERAGE_LAST" --out="$RUNS/sft-avg"; }

@@ -124,7 +124,7 @@ export class OnlineTrainer {
     } else if (!first) {
       return true;
     } else {
-      this.lock = { held: true, release: async () => {} };
+      this.lock = { held: true, stillHeld: async () => true, release: async () => {} };
     }
     await this.failLeftoverRuns();
     return true;
@@ -190,6 +190,7 @@ export class OnlineTrainer {
         activePolicyVersionId: prepared.activePolicyVersionId,
         activeRewardVersionId: prepared.activeRewardVersionId,
         trainedPairIds: prepared.trainedPairIds,
+        lockHeld: (trx) => this.lock?.stillHeld(trx) ?? Promise.resolve(false),
       });
       const gate = result.policy.gate;
       const last = result.policy.ppo.at(-1);

@@ -119,7 +119,7 @@ test('the tiny pipeline runs end to end; killed mid-pretraining and mid-SFT and 
 
     // End to end: the served policy, the reward model and the report.
     for (const dir of [whole, cut]) {
-      for (const f of ['policy/meta.json', 'policy/weights.bin', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-reward.json']) {
+      for (const f of ['policy/meta.json', 'policy/model.safetensors', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-reward.json']) {
         assert.ok(existsSync(join(dir, 'out', f)), `${f} missing in ${dir}/out`);
       }
     }

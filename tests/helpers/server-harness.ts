@@ -9,12 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { saveModel } from '../../model/model-checkpoint.ts';
 import { loadConfig } from '../../server/config.ts';
 import { openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
 import { createServer, type RunningServer } from '../../server/server.ts';
-import { trainedTinyModel } from './tiny-model.ts';
+import { trainedTinyCheckpoint } from './tiny-model.ts';
 import { openScratchDatabase } from './scratch-database.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -32,19 +31,9 @@ export function databaseTargets(): DatabaseTarget[] {
 }
 
 
-let modelDir: Promise<string> | null = null;
-
-/** A tiny model trained for a few steps (peaked like a real one), saved once per process. */
+/** A tiny model trained for a few steps (peaked like a real one): its checkpoint in the test cache, read-only. */
 export function tinyCheckpoint(): Promise<string> {
-  modelDir ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'server-model-'));
-    const { model, tokenizer } = await trainedTinyModel();
-    await saveModel(join(dir, 'policy'), { model, tokenizer });
-    model.dispose();
-    process.on('exit', () => void rm(dir, { recursive: true, force: true }));
-    return join(dir, 'policy');
-  })();
-  return modelDir;
+  return trainedTinyCheckpoint();
 }
 
 export interface TestServer {

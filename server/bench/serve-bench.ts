@@ -18,38 +18,51 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { loadConfig } from '../config.ts';
 import { openMemoryDatabase } from '../db/index.ts';
 import type { ServerFrame } from '../protocol.ts';
 import { createServer } from '../server.ts';
+import { checkpointFlag, choiceFlag, intFlag, intListFlag, loopbackUrlFlag, parseCommandLine, runCommand, writeStdout } from './lib/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const log = (line: string) => void process.stderr.write(`[bench:serve] ${line}\n`);
 
-const { values: args } = parseArgs({
-  options: {
-    json: { type: 'boolean', default: false },
-    checkpoint: { type: 'string' },
-    preset: { type: 'string', default: 'small' },
-    url: { type: 'string' },
-    concurrency: { type: 'string', default: '1,8' },
-    rounds: { type: 'string', default: '3' },
-    'max-new-tokens': { type: 'string', default: '64' },
-    'timeout-s': { type: 'string', default: '300' },
-  },
-  strict: true,
-});
+const USAGE = `usage: npm run bench:serve -- [--json] [--checkpoint DIR | --preset small|tiny] [--url http://127.0.0.1:PORT]
+  [--concurrency 1,8] [--rounds 3] [--max-new-tokens 64] [--timeout-s 300]`;
 
-const levels = args.concurrency.split(',').map(Number);
-const rounds = Number(args.rounds);
-const maxNewTokens = Number(args['max-new-tokens']);
-if (levels.some((n) => !Number.isInteger(n) || n < 1 || n > 64) || !(rounds >= 1 && rounds <= 20) || !(maxNewTokens >= 1 && maxNewTokens <= 1024)) {
-  process.stderr.write('bench:serve: --concurrency must list integers in [1, 64], --rounds in [1, 20], --max-new-tokens in [1, 1024]\n');
-  process.exit(2);
+function parse(argv: string[]) {
+  const v = parseCommandLine(argv, {
+    json: { type: 'boolean' },
+    checkpoint: { type: 'string' },
+    preset: { type: 'string' },
+    url: { type: 'string' },
+    concurrency: { type: 'string' },
+    rounds: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'timeout-s': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  return {
+    help: Boolean(v.help),
+    json: Boolean(v.json),
+    checkpoint: checkpointFlag('checkpoint', v.checkpoint),
+    preset: choiceFlag('preset', v.preset, ['small', 'tiny'] as const, 'small'),
+    url: v.url === undefined ? null : loopbackUrlFlag('url', v.url),
+    levels: intListFlag('concurrency', v.concurrency, 1, 64, [1, 8]),
+    rounds: intFlag('rounds', v.rounds, 1, 20, 3),
+    maxNewTokens: intFlag('max-new-tokens', v['max-new-tokens'], 1, 1024, 64),
+    timeoutS: intFlag('timeout-s', v['timeout-s'], 1, 24 * 3600, 300),
+  };
 }
-const deadline = Date.now() + Number(args['timeout-s']) * 1000;
+
+/** What every stream of the run shares. */
+interface RunSettings {
+  rounds: number;
+  maxNewTokens: number;
+  /** When the whole run must end (Date.now() ms): --timeout-s from the start. */
+  deadline: number;
+}
 
 interface Stream {
   ttftMs: number;
@@ -81,7 +94,7 @@ async function openSocket(url: string): Promise<WebSocket> {
 }
 
 /** One chat on `ws`, timed from the moment it is sent. */
-function chat(ws: WebSocket, id: string, content: string): Promise<Stream> {
+function chat(ws: WebSocket, id: string, content: string, { maxNewTokens, deadline }: RunSettings): Promise<Stream> {
   return new Promise((resolve, reject) => {
     const sentAt = performance.now();
     let last = 0;
@@ -111,16 +124,16 @@ function chat(ws: WebSocket, id: string, content: string): Promise<Stream> {
   });
 }
 
-async function runLevel(url: string, n: number) {
+async function runLevel(url: string, n: number, run: RunSettings) {
   const sockets = await Promise.all(Array.from({ length: n }, () => openSocket(url)));
   try {
     const prompts = ['how are you ?', 'what is your name ?', 'tell me a story .', 'where do you live ?'];
-    const round = (r: number) => Promise.all(sockets.map((ws, i) => chat(ws, `c${n}-r${r}-s${i}`, prompts[i % prompts.length])));
+    const round = (r: number) => Promise.all(sockets.map((ws, i) => chat(ws, `c${n}-r${r}-s${i}`, prompts[i % prompts.length], run)));
     await round(-1); // warm-up
     const streams: Stream[] = [];
     const throughputs: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      if (Date.now() > deadline) throw new Error('--timeout-s reached');
+    for (let r = 0; r < run.rounds; r++) {
+      if (Date.now() > run.deadline) throw new Error('--timeout-s reached');
       const got = await round(r);
       streams.push(...got);
       const wallS = (Math.max(...got.map((s) => s.doneAt)) - Math.min(...got.map((s) => s.sentAt))) / 1000;
@@ -145,18 +158,20 @@ async function runLevel(url: string, n: number) {
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   let url = args.url;
   let stop = async () => {};
   let model: Record<string, unknown> = { url };
-  if (url) {
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname)) throw new Error('--url must be a loopback address (127.0.0.1, localhost, [::1])');
-  } else {
+  if (!url) {
     const state = await mkdtemp(join(tmpdir(), 'bench-serve-'));
     let checkpoint = args.checkpoint ?? (existsSync(join(ROOT, 'models/default/policy')) ? join(ROOT, 'models/default/policy') : undefined);
     if (!checkpoint) {
       const { initCheckpoint } = await import('../../model/cli/init-checkpoint.ts');
-      if (args.preset !== 'small' && args.preset !== 'tiny') throw new Error('--preset must be small or tiny');
       log(`no checkpoint: using a randomly initialised ${args.preset} model`);
       checkpoint = await initCheckpoint({ preset: args.preset, out: join(state, 'model'), text: join(ROOT, 'tests/fixtures/wiki-sample.txt') });
     }
@@ -172,21 +187,18 @@ async function main(): Promise<void> {
       await rm(state, { recursive: true, force: true });
     };
   }
+  const { rounds, maxNewTokens } = args;
+  const run: RunSettings = { rounds, maxNewTokens, deadline: Date.now() + args.timeoutS * 1000 };
   try {
     log(`server ${url}; ${rounds} rounds per level, max_new_tokens ${maxNewTokens}, greedy`);
     const results = [];
-    for (const n of levels) results.push(await runLevel(url, n));
+    for (const n of args.levels) results.push(await runLevel(url, n, run));
     const out = { bench: 'serve', url, model, max_new_tokens: maxNewTokens, rounds, levels: results };
-    process.stdout.write(args.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+    await writeStdout(args.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+    return 0;
   } finally {
     await stop();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench:serve: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runCommand('bench:serve', main);

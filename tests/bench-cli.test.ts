@@ -1,7 +1,8 @@
 /**
- * `npm run load` and `npm run bench` as a user runs them: child processes from the repo root, short and
- * small, checked for exit code and the shape of their JSON (numbers present, finite, positive where a
- * count or a rate must be). No figure is compared with a speed: the machine may be busy.
+ * `npm run load`, `npm run bench` and `npm run bench:serve` as a user runs them: child processes from
+ * the repo root, short and small, checked for exit code and the shape of their JSON (numbers present,
+ * finite, positive where a count or a rate must be; no failed request, no leaked tensor). No figure
+ * is compared with a speed: the machine may be busy.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trainedTinyCheckpoint } from './helpers/tiny-model.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LIMIT_MS = 240_000;
@@ -189,6 +191,29 @@ test('npm run bench -- --only train,training --preset tiny: training throughput 
   }
 });
 
+test('npm run bench:serve -- --checkpoint DIR --concurrency 1,2 --rounds 1 --json: latency and throughput per level', { timeout: LIMIT_MS + 10_000 }, async () => {
+  const checkpoint = await trainedTinyCheckpoint();
+  const r = lastJson(await npmRun('bench:serve', ['--checkpoint', checkpoint, '--concurrency', '1,2', '--rounds', '1', '--max-new-tokens', '8', '--json']));
+  assert.equal(r.bench, 'serve');
+  assert.match(r.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(r.model.checkpoint, checkpoint);
+  positive(r.model.params, 'model.params');
+  assert.equal(r.model.config.context, 64, 'the tiny model');
+  assert.deepEqual([r.max_new_tokens, r.rounds], [8, 1]);
+  assert.deepEqual(r.levels.map((l: any) => [l.concurrency, l.streams]), [[1, 1], [2, 2]], 'one measured round of each level');
+  for (const l of r.levels) {
+    const what = `x${l.concurrency}`;
+    assert.ok(l.completion_tokens >= l.streams && l.completion_tokens <= 8 * l.streams, `${what} completion_tokens ${l.completion_tokens}`);
+    positive(l.tokens_per_s, `${what} tokens_per_s`);
+    positive(l.ttft_ms.p50, `${what} ttft p50`);
+    assert.ok(l.ttft_ms.p50 <= l.ttft_ms.p99, `${what} ttft ${JSON.stringify(l.ttft_ms)}`);
+    for (const k of ['inter_token_ms', 'stream_ms_per_token']) {
+      // NaN (null in JSON) only when no stream had two deltas.
+      assert.ok(l[k].p50 === null || (l[k].p50 >= 0 && l[k].p50 <= l[k].p99), `${what} ${k} ${JSON.stringify(l[k])}`);
+    }
+  }
+});
+
 test('bad flags exit 2 naming the flag and what it accepts', { timeout: 60_000 }, async () => {
   const cases: [string, string[], RegExp][] = [
     ['load', ['--clients', '0'], /--clients: expected an integer in \[1, 256\], got '0'/],
@@ -197,6 +222,12 @@ test('bad flags exit 2 naming the flag and what it accepts', { timeout: 60_000 }
     ['bench', ['--only', 'decode,nope'], /--only: unknown value 'nope'; expected a comma-separated subset of train, decode, streams, swap, memory, training/],
     ['bench', ['--fast'], /unknown flag --fast; allowed flags: --json, --markdown, --only/],
     ['bench', ['--training-rounds', '0'], /--training-rounds: expected an integer in \[1, 1000\], got '0'/],
+    ['bench:serve', ['--concurrency', '1,0'], /--concurrency: expected comma-separated integers in \[1, 64\], got '1,0'/],
+    ['bench:serve', ['--rounds', '21'], /--rounds: expected an integer in \[1, 20\], got '21'/],
+    ['bench:serve', ['--preset', 'base'], /--preset: unknown value 'base'; expected one of small, tiny/],
+    ['bench:serve', ['--url', 'http://example.com:8080'], /--url: example\.com is not a loopback address/],
+    ['bench:serve', ['--checkpoint', '/nonexistent/model'], /--checkpoint: \/nonexistent\/model is not a checkpoint directory \(no meta\.json\)/],
+    ['bench:serve', ['--fast'], /unknown flag --fast; allowed flags: --json, --checkpoint, --preset/],
   ];
   await Promise.all(
     cases.map(async ([script, args, message]) => {

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 
 export const BACKEND_NAMES = ['gpu', 'node', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface EngineInfo {
   /** Our name for the engine. */

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export const ADMIN_TOKEN_FILE = 'admin-token';
+const ADMIN_TOKEN_FILE = 'admin-token';
 
 export async function ensureAdminToken({ adminToken, stateDir }: { adminToken?: string; stateDir: string }): Promise<{ token: string; file?: string; created: boolean }> {
   if (adminToken) return { token: adminToken, created: false };

@@ -4,7 +4,7 @@
  * browser's Origin may open the WebSocket.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { findSessionByToken, type Db, type Session } from './db/index.ts';
+import { findSessionByToken, type Db, type Session } from '../db/index.ts';
 
 export const SESSION_COOKIE = 'session';
 

@@ -1,17 +1,16 @@
 /**
  * The server's configuration: one typed object read from the environment (and `npm start -- --flag`s,
  * which win over the environment), with defaults. Invalid values stop start-up with a message naming
- * every bad variable. `SETTINGS` is the single list of variables; the README's table mirrors it.
+ * every bad variable. `SETTINGS` is the single list of variables; docs/configuration.md's table mirrors it.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../model/backend.ts';
 import { MAX_BEAM_WIDTH, MAX_NEW_TOKENS } from '../model/decode/options.ts';
-import { TRAINER_SETTINGS, trainerConfigFrom, type TrainerConfig, type TrainerSettingValues } from '../trainer/online/trainer-settings.ts';
+import { ConfigError, LOG_LEVEL_SETTING, readSettings, STATE_DIR_SETTING, type LogLevel } from '../trainer/online/process-setup.ts';
+import { TRAINER_SETTINGS, trainerConfigFrom, type TrainerConfig } from '../trainer/online/trainer-settings.ts';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { ConfigError, type LogLevel };
 
 export interface ServerLimits {
   /** Characters in one user message (WebSocket) or in all messages of a /v1 request. */
@@ -52,8 +51,8 @@ export interface ServerConfig {
   modelSyncMs: number;
 }
 
-export const TRAINER_MODES = ['embedded', 'off'] as const;
-export type TrainerMode = (typeof TRAINER_MODES)[number];
+const TRAINER_MODES = ['embedded', 'off'] as const;
+type TrainerMode = (typeof TRAINER_MODES)[number];
 
 const int = (min: number, max: number) =>
   z.coerce.number({ error: 'must be an integer' }).int({ error: `must be an integer in [${min}, ${max}]` })
@@ -69,15 +68,15 @@ const origin = z.string().refine((s) => {
 }, { error: 'each origin must look like https://example.com (scheme, host, optional port; no path)' });
 
 /** Every setting: environment variable, command-line flag (if any), schema with default, and doc line. */
-export const SETTINGS = {
+const SETTINGS = {
   PORT: { flag: 'port', schema: int(0, 65535).default(8080), doc: 'TCP port (0 picks a free one)' },
   HOST: { flag: 'host', schema: z.string().min(1).default('127.0.0.1'), doc: 'interface to listen on; 0.0.0.0 to accept other machines' },
   DATABASE_URL: { flag: 'database-url', schema: z.string().regex(/^postgres(ql)?:\/\//, { error: 'must start with postgres:// or postgresql://' }).optional(), doc: 'PostgreSQL server; unset: embedded PGlite under STATE_DIR' },
-  STATE_DIR: { flag: 'state-dir', schema: z.string().min(1).default('./.state'), doc: 'runtime state: embedded database, fallback model, admin token' },
+  STATE_DIR: STATE_DIR_SETTING,
   CHECKPOINT: { flag: 'checkpoint', schema: z.string().min(1).optional(), doc: 'serve this checkpoint (registered as a model version and activated at start-up)' },
   ADMIN_TOKEN: { flag: undefined, schema: z.string().min(16, { error: 'must be at least 16 characters' }).optional(), doc: 'bearer token of the admin routes; unset: generated once into STATE_DIR/admin-token (mode 0600)' },
   ALLOWED_ORIGINS: { flag: undefined, schema: z.string().default(''), doc: 'comma-separated origins allowed to open /ws besides the server\'s own' },
-  LOG_LEVEL: { flag: 'log-level', schema: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'), doc: 'pino log level' },
+  LOG_LEVEL: LOG_LEVEL_SETTING,
   MAX_PROMPT_CHARS: { flag: undefined, schema: int(1, 1_000_000).default(8000), doc: 'characters in one user message (all messages of a /v1 request)' },
   MAX_NEW_TOKENS: { flag: undefined, schema: int(1, MAX_NEW_TOKENS).default(256), doc: 'cap on max_new_tokens / max_tokens' },
   MAX_BEAM_WIDTH: { flag: undefined, schema: int(1, MAX_BEAM_WIDTH).default(8), doc: 'cap on beam_width' },
@@ -93,43 +92,25 @@ export const SETTINGS = {
   TFJS_BACKEND: { flag: undefined, schema: z.enum(BACKEND_NAMES, { error: `must be one of ${BACKEND_NAMES.join(', ')}` }).optional(), doc: 'force the engine (read by the engine worker)' },
 } as const;
 
-type Key = keyof typeof SETTINGS;
-
-/** Invalid configuration; the message lists every problem, one per line. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
 /**
- * Resolves the configuration from `env` and `argv` (flags such as `--port 9000`). Empty variables
- * count as unset. Relative paths resolve against `cwd`.
+ * Resolves the configuration from `env` and `argv` (flags such as `--port 9000`, which win over the
+ * environment). Empty variables count as unset. Relative paths resolve against `cwd`.
  */
 export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }: { env?: NodeJS.ProcessEnv; argv?: string[]; cwd?: string } = {}): ServerConfig {
-  const raw: Record<string, string | undefined> = {};
-  for (const key of Object.keys(SETTINGS) as Key[]) raw[key] = env[key] === '' ? undefined : env[key];
-  for (const [key, value] of Object.entries(parseFlags(argv))) raw[key] = value;
-
-  const problems: string[] = [];
-  const values: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [Key, (typeof SETTINGS)[Key]][]) {
-    const parsed = (setting.schema as z.ZodType).safeParse(raw[key]);
-    if (parsed.success) values[key] = parsed.data;
-    else problems.push(`${key}=${JSON.stringify(raw[key])}: ${parsed.error.issues[0].message}`);
-  }
-  const origins = ((values.ALLOWED_ORIGINS as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const { values: v, problems } = readSettings(SETTINGS, { env, argv });
+  const origins = (v.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const o of origins) {
     const parsed = origin.safeParse(o);
     if (!parsed.success) problems.push(`ALLOWED_ORIGINS: ${JSON.stringify(o)}: ${parsed.error.issues[0].message}`);
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) throw new ConfigError(problems);
 
-  const v = values as { [K in Key]: z.output<(typeof SETTINGS)[K]['schema']> };
   const stateDir = resolve(cwd, v.STATE_DIR);
   let trainer: TrainerConfig;
   try {
-    trainer = trainerConfigFrom(v as unknown as TrainerSettingValues, { stateDir, cwd });
+    trainer = trainerConfigFrom(v, { stateDir, cwd });
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  ${(err as Error).message}`);
+    throw new ConfigError([(err as Error).message]);
   }
   return {
     port: v.PORT,
@@ -153,22 +134,4 @@ export function loadConfig({ env = process.env, argv = [], cwd = process.cwd() }
     trainer: { ...trainer, mode: v.TRAINER ?? (v.DATABASE_URL ? 'off' : 'embedded') },
     modelSyncMs: v.MODEL_SYNC_MS,
   };
-}
-
-/** `--port 9000 --checkpoint DIR` → `{ PORT: '9000', CHECKPOINT: 'DIR' }`; unknown flags are errors. */
-function parseFlags(argv: string[]): Record<string, string> {
-  const byFlag = new Map<string, Key>();
-  for (const [key, s] of Object.entries(SETTINGS) as [Key, (typeof SETTINGS)[Key]][]) if (s.flag) byFlag.set(s.flag, key);
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: Object.fromEntries([...byFlag.keys()].map((f) => [f, { type: 'string' as const }])),
-    }));
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')} (flags: ${[...byFlag.keys()].map((f) => `--${f}`).join(', ')})`);
-  }
-  return Object.fromEntries(Object.entries(values).map(([flag, value]) => [byFlag.get(flag)!, String(value)]));
 }

@@ -4,10 +4,10 @@
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.ts';
-import type { Db, DatabaseKind, Session } from './db/index.ts';
+import type { Db, DatabaseKind, Session } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
-import type { ModelManager } from './models.ts';
+import type { ModelManager } from './model-manager.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
 import type { SessionLimits } from './chat/limits.ts';
 import type { OnlineTrainer } from '../trainer/online/online-trainer.ts';

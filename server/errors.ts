@@ -7,12 +7,12 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DecodeOptionsError } from '../model/decode/options.ts';
 import { RunConfigError } from '../trainer/online/run-config.ts';
-import { isConnectionError, RepoError } from './db/index.ts';
+import { isConnectionError, RepoError } from '../db/index.ts';
 import { EngineBusyError, EngineRequestError } from './engine/engine-host.ts';
 import type { ApiErrorBody, ErrorCode } from './protocol.ts';
 import type { AppEnv } from './deps.ts';
 
-export const STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503> = {
+const STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503> = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,

@@ -4,8 +4,7 @@
  * engine worker, rating and pair counts from the database (so they agree across replicas).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { sql } from 'kysely';
-import type { Db } from './db/index.ts';
+import { countPairsBySource, countRatings, type Db } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -73,8 +72,7 @@ export function createMetrics({ engine, db, activeVersion }: { engine: EngineHos
     help: 'Ratings stored',
     registers,
     async collect() {
-      const row = await db.selectFrom('ratings').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
-      this.set(row.n);
+      this.set(await countRatings(db));
     },
   });
   new Gauge({
@@ -83,9 +81,9 @@ export function createMetrics({ engine, db, activeVersion }: { engine: EngineHos
     labelNames: ['source'],
     registers,
     async collect() {
-      const rows = await db.selectFrom('preference_pairs').select(['source', sql<number>`count(*)::int`.as('n')]).groupBy('source').execute();
+      const counts = await countPairsBySource(db);
       this.reset();
-      for (const source of ['siblings', 'compare', 'import', 'bootstrap']) this.set({ source }, rows.find((r) => r.source === source)?.n ?? 0);
+      for (const { source, n } of counts) this.set({ source }, n);
     },
   });
   return metrics;

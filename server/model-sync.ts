@@ -5,10 +5,10 @@
  * lost notifications and PGlite. A failed check (database away) is logged and retried next time.
  */
 import type { Logger } from 'pino';
-import { CHANNELS, listen, type Listener } from './db/index.ts';
-import type { ModelManager } from './models.ts';
+import { CHANNELS, listen, type Listener } from '../db/index.ts';
+import type { ModelManager } from './model-manager.ts';
 
-export interface ModelSync {
+interface ModelSync {
   /** Checks now (e.g. after an in-process publish). */
   poke(): Promise<void>;
   close(): Promise<void>;

@@ -49,7 +49,7 @@ export type WireFinishReason = 'stop' | 'length' | 'cancelled';
 // Client → server ------------------------------------------------------------------------------------
 
 /** A user message and a reply to it. No conversation_id: a new conversation. */
-export interface ChatFrame {
+interface ChatFrame {
   type: 'chat';
   id: RequestId;
   conversation_id?: number;
@@ -60,7 +60,7 @@ export interface ChatFrame {
 }
 
 /** Another reply to the same user message as `message_id` (a new sibling of it). */
-export interface RegenerateFrame {
+interface RegenerateFrame {
   type: 'regenerate';
   id: RequestId;
   message_id: number;
@@ -68,13 +68,13 @@ export interface RegenerateFrame {
 }
 
 /** Stops a running request of this socket (its `done` says "cancelled"); unknown ids are ignored. */
-export interface CancelFrame {
+interface CancelFrame {
   type: 'cancel';
   id: RequestId;
 }
 
 /** Thumbs up (1) or down (−1) on a reply; 0 removes the rating. Answered by `rated`. */
-export interface RateFrame {
+interface RateFrame {
   type: 'rate';
   id?: RequestId;
   message_id: number;
@@ -83,13 +83,13 @@ export interface RateFrame {
 }
 
 /** One side of an A/B comparison: its own request id (frames, cancel) and decoding options. */
-export interface CompareSide {
+interface CompareSide {
   id: RequestId;
   decoding?: Decoding;
 }
 
 /** A/B: one user message, two replies (siblings) streamed as two requests `a.id` and `b.id`. */
-export interface CompareFrame {
+interface CompareFrame {
   type: 'compare';
   conversation_id?: number;
   parent_id?: number | null;
@@ -101,7 +101,7 @@ export interface CompareFrame {
 export type Choice = 'a' | 'b' | 'tie' | 'both_bad';
 
 /** The verdict on two replies to the same user message: a → pair (a over b), tie/both_bad → ratings. */
-export interface ChooseFrame {
+interface ChooseFrame {
   type: 'choose';
   id?: RequestId;
   a: number;
@@ -130,7 +130,7 @@ export interface DeltaFrame {
   text: string;
 }
 
-export interface Usage {
+interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
 }
@@ -228,13 +228,13 @@ export interface ConversationDetail extends ConversationSummary {
 }
 
 /** POST /api/messages/:id/rating */
-export interface RatingRequest {
+interface RatingRequest {
   value: 1 | -1 | 0;
   reason?: string;
 }
 
 /** POST /api/comparisons */
-export interface ChoiceRequest {
+interface ChoiceRequest {
   a: number;
   b: number;
   choice: Choice;

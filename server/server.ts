@@ -15,12 +15,12 @@ import { sweepInterruptedReplies } from './chat/interrupted.ts';
 import { SessionLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
 import type { ServerConfig } from './config.ts';
-import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/index.ts';
+import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/index.ts';
 import type { ServerDeps } from './deps.ts';
 import { EngineHost } from './engine/engine-host.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '../trainer/online/process-setup.ts';
 import { createMetrics } from './metrics.ts';
-import { ModelManager } from './models.ts';
+import { ModelManager } from './model-manager.ts';
 import { startModelSync } from './model-sync.ts';
 import { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 import { attachWebSocket } from './ws/upgrade.ts';
@@ -33,7 +33,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export interface CreateServerOptions {
+interface CreateServerOptions {
   /** An open, owned-by-the-caller database (tests); otherwise opened from the config and closed with the server. */
   database?: DatabaseHandle;
   logger?: Logger;
@@ -113,4 +113,3 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
   }
 }
 
-export { createLogger };

@@ -20,7 +20,7 @@ export function validate<T extends z.ZodType>(schema: T, value: unknown): z.outp
 }
 
 /** Default max_new_tokens when the client gives none (capped by MAX_NEW_TOKENS). */
-export const DEFAULT_MAX_NEW_TOKENS = 64;
+const DEFAULT_MAX_NEW_TOKENS = 64;
 
 /** Decoding options with the model's limits (parseDecodeOptions) and the server's caps; defaults filled. */
 export function resolveDecoding(input: unknown, limits: ServerLimits): DecodeOptions {

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initEngine } from '../model/backend.ts';
-import { NoCheckpointError, resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
+import { NoCheckpointError, resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { generateReply } from '../model/decode/chat-reply.ts';
-import { loadModel, type LoadedModel } from '../model/model-checkpoint.ts';
+import { loadModel, type LoadedModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../model/tokenizer/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -175,7 +175,7 @@ test('default checkpoint: $CHECKPOINT, models/default/policy, $STATE_DIR/models/
 });
 
 test('bench:model --preset tiny --runs 1 --json: last stdout line is the result', async () => {
-  const r = await runTs('model/bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
+  const r = await runTs('bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   const result = JSON.parse(lines[lines.length - 1]);

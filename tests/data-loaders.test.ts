@@ -6,20 +6,8 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { brownPackageDir, brownToDocuments, detokenizeBrown, parseBrownFile, readBrown } from '../trainer/data/brown.ts';
-import {
-  type CornellConversation,
-  SPLITS,
-  conversationToDialogues,
-  formatCornellSummary,
-  loadCornell,
-  loadCornellDialogues,
-  movieSplit,
-  normalizeUtterance,
-  parseCornellLines,
-  parseLineIdList,
-  splitByMovie,
-  toTurns,
-} from '../trainer/data/cornell.ts';
+import { type CornellConversation, SPLITS, formatCornellSummary, loadCornell, normalizeUtterance, parseCornellLines, parseLineIdList } from '../trainer/data/cornell.ts';
+import { conversationToDialogues, loadCornellDialogues, movieSplit, splitByMovie, toTurns } from '../trainer/data/cornell-dialogues.ts';
 import { cornellPaths, corpusDirFromArgv, findCorpora, listCorpora, resolveCorpusDir, wikiTextPath } from '../trainer/data/corpus-dir.ts';
 import { CorpusFileNotFoundError, decodeLines, formatMalformedSummary } from '../trainer/data/read-text.ts';
 import { detokenizeWikiText, parseHeading, readWikiText, wikiTextStats, wikiTextToDocuments } from '../trainer/data/wikitext.ts';
@@ -347,14 +335,14 @@ test('corpus dir: --corpus-dir beats CORPUS_DIR beats ./corpora; both layouts ar
   assert.equal(findCorpora(join(FIXTURES, 'corpora-malformed')).cornell.dir, join(FIXTURES, 'corpora-malformed', 'cornell'));
 });
 
-test('a missing corpus file is an Error naming the path and pointing to the README', async () => {
+test('a missing corpus file is an Error naming the path and pointing to the docs', async () => {
   const empty = join(tmp, 'empty-corpora');
   mkdirSync(empty, { recursive: true });
   const check = (err: unknown, path: string) => {
     assert.ok(err instanceof CorpusFileNotFoundError);
     assert.equal(err.path, path);
     assert.ok(err.message.includes(path), err.message);
-    assert.match(err.message, /see README, section Corpora/);
+    assert.match(err.message, /see docs\/training\.md, section Corpora/);
     assert.match(err.message, /--corpus-dir or CORPUS_DIR/);
     return true;
   };

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt/gpt.ts';
-import { packedSource } from '../trainer/batches.ts';
+import { packedSource } from '../trainer/batching/batches.ts';
 import { AdamW } from '../trainer/optim/adamw.ts';
 import { shardBatch } from '../trainer/parallel/batch-shards.ts';
 import { DataParallel } from '../trainer/parallel/data-parallel.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
-import { packDocuments } from '../trainer/stages/common.ts';
+import { packDocuments } from '../trainer/batching/pack-documents.ts';
 import { runTraining } from '../trainer/train-loop.ts';
 import { FIXTURE_TEXT, tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
 

@@ -56,7 +56,7 @@ import {
   type DatabaseHandle,
   type Db,
   type Message,
-} from '../server/db/index.ts';
+} from '../db/index.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const SHA = 'ab'.repeat(32);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReplyEvent } from '../model/decode/chat-reply.ts';
 import { parseDecodeOptions } from '../model/decode/options.ts';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { EngineBusyError, EngineHost } from '../server/engine/engine-host.ts';
 import { tinyTokenizer, trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 

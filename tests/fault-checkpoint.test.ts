@@ -10,7 +10,7 @@ import { cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { insertModelVersion } from '../server/db/index.ts';
+import { insertModelVersion } from '../db/index.ts';
 import type { ApiErrorBody, ModelVersionInfo } from '../server/protocol.ts';
 import { ADMIN_TOKEN, databaseTargets, newSession, startTestServer, TestSocket, tinyCheckpoint, type TestServer } from './helpers/server-harness.ts';
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { Message } from '../server/db/index.ts';
+import type { Message } from '../db/index.ts';
 import type { DeltaFrame, StartFrame } from '../server/protocol.ts';
 import { databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { getMessage } from '../server/db/index.ts';
+import { getMessage } from '../db/index.ts';
 import type { ErrorCode, ErrorFrame, ServerFrame } from '../server/protocol.ts';
 import { ADMIN_TOKEN, databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 

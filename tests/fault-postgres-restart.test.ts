@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { getMessage } from '../server/db/index.ts';
+import { getMessage } from '../db/index.ts';
 import type { ErrorFrame } from '../server/protocol.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 import { eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';

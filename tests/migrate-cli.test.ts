@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { DatabaseHandle } from '../server/db/index.ts';
+import type { DatabaseHandle } from '../db/index.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -31,12 +31,13 @@ function migrate(args: string[], env: Record<string, string>): Promise<Ran> {
   return new Promise((done, fail) => {
     const base: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['DATABASE_URL', 'STATE_DIR']) delete base[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/db/migrate-cli.ts', ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'db/migrate-cli.ts', ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    // Opening the embedded database takes seconds of CPU; a loaded machine stretches that a lot.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
     child.on('error', fail);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -89,7 +90,7 @@ function targets(): Target[] {
 }
 
 for (const target of targets()) {
-  describe(`npm run migrate on ${target.name}`, { timeout: 240_000 }, () => {
+  describe(`npm run migrate on ${target.name}`, { timeout: 900_000 }, () => {
     let env: Record<string, string>;
     before(async () => {
       env = await target.env();
@@ -109,9 +110,8 @@ for (const target of targets()) {
       const last = MIGRATIONS.at(-1)!;
       assert.deepEqual(body(await migrate(['down'], env), target.kind), [`Success     down ${last}`]);
       const afterDown = body(await migrate(['status'], env), target.kind);
-      assert.match(afterDown.at(-1)!, statusLine(false, last));
+      MIGRATIONS.forEach((m, i) => assert.match(afterDown[i], statusLine(m !== last, m)));
       assert.deepEqual(body(await migrate(['down', '--all'], env), target.kind), MIGRATIONS.slice(0, -1).reverse().map((m) => `Success     down ${m}`));
-      body(await migrate(['status'], env), target.kind).forEach((line, i) => assert.match(line, statusLine(false, MIGRATIONS[i])));
     });
 
     test('a bad command or argument exits 2 naming it, before touching the database', async () => {

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { mkdtemp, rm as removeDir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import {
   createConversation,
   createSession,
@@ -14,7 +14,7 @@ import {
   openMemoryDatabase,
   recordRating,
   type DatabaseHandle,
-} from '../server/db/index.ts';
+} from '../db/index.ts';
 import { collectRunData } from '../trainer/online/db-inputs.ts';
 import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online-run.ts';
 import { publishRun } from '../trainer/online/publish.ts';

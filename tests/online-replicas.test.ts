@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { listModelVersions, type DatabaseHandle } from '../server/db/index.ts';
+import { listModelVersions, type DatabaseHandle } from '../db/index.ts';
 import type { ModelFrame } from '../server/protocol.ts';
 import { freePort, startChildServer, type ChildServer } from './helpers/child-server.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';

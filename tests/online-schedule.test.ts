@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { listTrainingRuns } from '../server/db/index.ts';
+import { listTrainingRuns } from '../db/index.ts';
 import { databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 
 const QUICK = { rm: { maxSteps: 2, batchSize: 8 }, ppo: { iterations: 1, batchSize: 8, miniBatchSize: 8, ppoEpochs: 1, lr: 1e-7, maxNewTokens: 6 }, gate: { maxNewTokens: 6 }, bootstrapPairs: 16 };

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { insertModelVersion } from '../server/db/index.ts';
+import { insertModelVersion } from '../db/index.ts';
 import type { ConversationDetail, ModelFrame, ModelVersionInfo } from '../server/protocol.ts';
 import { ADMIN_TOKEN, databaseTargets, newSession, startTestServer, TestSocket, tinyCheckpoint, type TestServer } from './helpers/server-harness.ts';
 

@@ -3,7 +3,7 @@
 // is set), driven by a real `ws` client.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { exportPairs, getMessage, listPairsForMessage } from '../server/db/index.ts';
+import { exportPairs, getMessage, listPairsForMessage } from '../db/index.ts';
 import type { DoneFrame, ErrorFrame, ModelFrame, RatedFrame } from '../server/protocol.ts';
 import { databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 

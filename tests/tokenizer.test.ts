@@ -17,7 +17,7 @@ import {
 } from '../model/tokenizer/index.ts';
 import { applyMerges, pairKey } from '../model/tokenizer/bpe.ts';
 
-const corpus = readFileSync(new URL('./fixtures/wiki-sample.txt', import.meta.url), 'utf8');
+const corpus = readFileSync(new URL('../model/assets/init-text.txt', import.meta.url), 'utf8');
 const tok = trainBpe([corpus], { vocabSize: 1024 });
 
 // ---------- helpers ----------

@@ -3,6 +3,7 @@
  * Exit codes: 0 done, 2 bad usage or flags, 3 stopped on a non-finite loss, 1 any other failure.
  */
 import { initEngine } from '../model/backend.ts';
+import { runCommand } from '../model/cli/args.ts';
 import { describeFlags, explicitKeys, FlagError, parseFlags } from './flags.ts';
 import { createProgress, progressMode } from './progress.ts';
 import { runPretrainStage, PretrainStageSchema } from './stages/pretrain.ts';
@@ -93,11 +94,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`train: ${message}\n`);
-    process.exit(err instanceof FlagError ? 2 : err instanceof NonFiniteLossError ? 3 : 1);
-  },
-);
+runCommand('train', () => main(process.argv.slice(2)), [[FlagError, 2], [NonFiniteLossError, 3]]);

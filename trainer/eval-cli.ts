@@ -4,8 +4,9 @@
  */
 import { z } from 'zod';
 import { initEngine } from '../model/backend.ts';
-import { resolveDefaultCheckpoint } from '../model/cli/default-checkpoint.ts';
-import { loadModel } from '../model/model-checkpoint.ts';
+import { runCommand } from '../model/cli/args.ts';
+import { resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
+import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { resolveCorpusDir } from './data/index.ts';
 import { evaluateCheckpoint, reportMarkdown } from './evaluation.ts';
 import { FlagError, parseFlags } from './flags.ts';
@@ -45,7 +46,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`eval: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof FlagError ? 2 : 1);
-});
+runCommand('eval', main, [[FlagError, 2]]);

@@ -15,12 +15,13 @@ import { chatPrompt, ReplyText } from '../model/decode/chat-reply.ts';
 import { createDecoder } from '../model/decode/generate.ts';
 import { parseDecodeOptions } from '../model/decode/options.ts';
 import type { ChatMessage, Tokenizer } from '../model/tokenizer/index.ts';
-import { packedSource, sequenceSource, type BatchSource } from './batches.ts';
+import { packedSource, sequenceSource, type BatchSource } from './batching/batches.ts';
 import { cornellPaths, loadCornellDialogues, readWikiText, wikiTextPath, wikiTextToDocuments } from './data/index.ts';
-import { dialogueSequences, packDocuments } from './stages/common.ts';
+import { dialogueSequences } from './batching/dialogue-sequences.ts';
+import { packDocuments } from './batching/pack-documents.ts';
 import { evaluate } from './train-step.ts';
 
-export interface ReplyStats {
+interface ReplyStats {
   mean_len: number;
   distinct_1: number;
   distinct_2: number;
@@ -40,7 +41,7 @@ export interface EvalReport {
   samples: { prompt: string; greedy: string; beam_search: string }[];
 }
 
-export interface EvalOptions {
+interface EvalOptions {
   corpusDir: string;
   maxTokens: number;
   prompts: number;

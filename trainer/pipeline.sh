@@ -4,14 +4,14 @@
 # -> reward model (bootstrap pairs) -> export to models/default/{policy,reward}. Each training stage
 # checkpoints; rerun a stage with --resume to continue it.
 #
-#   CORPUS_DIR=/path/to/corpora npm run pipeline        (see README, section Corpora)
+#   CORPUS_DIR=/path/to/corpora npm run pipeline        (see docs/training.md, section Corpora)
 #
-# Budgets (PRETRAIN_EPOCHS, SFT_STEPS, RM_STEPS) are the knobs for time; the README states what the
+# Budgets (PRETRAIN_EPOCHS, SFT_STEPS, RM_STEPS) are the knobs for time; docs/model.md states what the
 # defaults took on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-: "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (README: Corpora)}"
+: "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (docs/training.md: Corpora)}"
 export CORPUS_DIR
 RUNS="${STATE_DIR:-./.state}/runs"
 PRESET="${PRESET:-small}"

@@ -5,9 +5,9 @@
  */
 import cliProgress from 'cli-progress';
 
-export type ProgressMode = 'bar' | 'lines' | 'json';
+type ProgressMode = 'bar' | 'lines' | 'json';
 
-export interface StepFields {
+interface StepFields {
   step: number;
   loss: number;
   lr: number;

@@ -7,9 +7,9 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ResumeState } from '../model/checkpoint/index.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
-import { saveModel } from '../model/model-checkpoint.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
-import type { BatchSource } from './batches.ts';
+import type { BatchSource } from './batching/batches.ts';
 import { AdamW } from './optim/adamw.ts';
 import { learningRate } from './optim/schedule.ts';
 import type { ProgressReporter } from './progress.ts';
@@ -37,7 +37,7 @@ export interface LoopConfig {
   threads?: number;
 }
 
-export interface TrainState {
+interface TrainState {
   stage: string;
   step: number;
   epoch: number;
@@ -51,7 +51,7 @@ export class NonFiniteLossError extends Error {
   override readonly name = 'NonFiniteLossError';
 }
 
-export interface TrainRun {
+interface TrainRun {
   stage: string;
   model: GPT;
   tokenizer: Tokenizer;

@@ -7,7 +7,7 @@ import type { GPT } from '../model/gpt/gpt.ts';
 import { maskedCrossEntropy } from '../model/gpt/loss.ts';
 import type { AdamW } from './optim/adamw.ts';
 import { clipByGlobalNorm } from './optim/adamw.ts';
-import type { Batch, BatchSource } from './batches.ts';
+import type { Batch, BatchSource } from './batching/batches.ts';
 
 export function batchLoss(model: GPT, b: Batch, training: boolean): tf.Scalar {
   const x = tf.tensor2d(b.x, [b.rows, b.cols], 'int32'); // (B, T)

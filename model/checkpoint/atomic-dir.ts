@@ -23,7 +23,7 @@ export async function writeFileDurable(path: string, data: Uint8Array | string):
 }
 
 /** fsync a directory so renames/creations inside it are durable. Best effort (not supported everywhere). */
-export async function fsyncDir(path: string): Promise<void> {
+async function fsyncDir(path: string): Promise<void> {
   let fh;
   try {
     fh = await open(path, 'r');

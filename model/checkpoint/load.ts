@@ -22,7 +22,7 @@ import {
 import type { NamedTensor } from './save.ts';
 import { formatShape, unpackTensors, validateTensorManifest, type RawTensor } from './tensor-file.ts';
 
-export interface LoadCheckpointOptions {
+interface LoadCheckpointOptions {
   expect?: {
     kind?: string;
     /** The model's parameters, name -> shape. The checkpoint must hold exactly these. */
@@ -39,7 +39,7 @@ export interface ResumeState {
   state: unknown;
 }
 
-export interface LoadedCheckpoint {
+interface LoadedCheckpoint {
   meta: CheckpointMeta;
   /** Weights in manifest order. The caller owns (and must dispose) these tensors. */
   weights: Map<string, tf.Tensor>;

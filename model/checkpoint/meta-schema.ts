@@ -8,16 +8,16 @@ export const TOKENIZER_FILE = 'tokenizer.json';
 export const OPTIMIZER_FILE = 'optimizer.bin';
 export const TRAIN_STATE_FILE = 'train_state.json';
 
-export const checkpointKindSchema = z.enum(['policy', 'reward', 'value']);
+const checkpointKindSchema = z.enum(['policy', 'reward', 'value']);
 export type CheckpointKind = z.infer<typeof checkpointKindSchema>;
 
-export const tensorDtypeSchema = z.enum(['float32', 'int32']);
+const tensorDtypeSchema = z.enum(['float32', 'int32']);
 export type TensorDtype = z.infer<typeof tensorDtypeSchema>;
 
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256 (64 chars)');
 const byteCount = z.number().int().nonnegative();
 
-export const tensorEntrySchema = z.object({
+const tensorEntrySchema = z.object({
   name: z.string().min(1),
   shape: z.array(z.number().int().nonnegative()),
   dtype: tensorDtypeSchema,
@@ -28,13 +28,12 @@ export const tensorEntrySchema = z.object({
 });
 export type TensorEntry = z.infer<typeof tensorEntrySchema>;
 
-export const weightsManifestSchema = z.object({
+const weightsManifestSchema = z.object({
   file: z.literal(WEIGHTS_FILE),
   sha256: sha256Schema,
   bytes: byteCount,
   tensors: z.array(tensorEntrySchema),
 });
-export type WeightsManifest = z.infer<typeof weightsManifestSchema>;
 
 export const checkpointMetaSchema = z.object({
   format: z.literal(CHECKPOINT_FORMAT),
@@ -51,14 +50,13 @@ export const checkpointMetaSchema = z.object({
 });
 export type CheckpointMeta = z.infer<typeof checkpointMetaSchema>;
 
-export const optimizerManifestSchema = z.object({
+const optimizerManifestSchema = z.object({
   name: z.string().min(1),
   file: z.literal(OPTIMIZER_FILE),
   sha256: sha256Schema,
   bytes: byteCount,
   tensors: z.array(tensorEntrySchema),
 });
-export type OptimizerManifest = z.infer<typeof optimizerManifestSchema>;
 
 export const trainStateSchema = z.object({
   optimizer: optimizerManifestSchema,

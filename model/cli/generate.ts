@@ -7,13 +7,13 @@
  * or options, 1 for any other failure (missing or corrupt checkpoint, ...), always with a one-line
  * message on stderr.
  */
-import { parseFlags, UsageError } from './args.ts';
+import { parseFlags, runCommand, UsageError } from './args.ts';
 import { initEngine } from '../backend.ts';
 import { generateReply } from '../decode/chat-reply.ts';
 import { DecodeOptionsError, parseDecodeOptions, type DecodeOptions } from '../decode/options.ts';
-import { loadModel } from '../model-checkpoint.ts';
+import { loadModel } from '../checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../tokenizer/index.ts';
-import { resolveDefaultCheckpoint } from './default-checkpoint.ts';
+import { resolveDefaultCheckpoint } from '../checkpoint/default-checkpoint.ts';
 
 const USAGE =
   'usage: npm run generate -- [--checkpoint DIR] --prompt TEXT [--system TEXT] [--stream] ' +
@@ -124,8 +124,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`generate: ${message.split('\n')[0]}${err instanceof UsageError ? ' (see --help)' : ''}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
-});
+runCommand('generate', () => main(process.argv.slice(2)));

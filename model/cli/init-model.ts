@@ -5,12 +5,10 @@
  * initialised GPT of that preset and saves both as a policy checkpoint (step 0). Prints the checkpoint
  * path on stdout; logs go to stderr. Exit 2 for bad usage, 1 for other failures.
  */
-import { parseFlags, parsePreset, UsageError } from './args.ts';
+import { parseFlags, parsePreset, runCommand, UsageError } from './args.ts';
 import type { PresetName } from '../gpt/config.ts';
-import { initModelDir } from './default-checkpoint.ts';
-import { DEFAULT_TEXT, initCheckpoint, InitTextError } from './init-checkpoint.ts';
-
-export { DEFAULT_TEXT };
+import { initModelDir } from '../checkpoint/default-checkpoint.ts';
+import { INIT_TEXT, initCheckpoint, InitTextError } from '../checkpoint/init-checkpoint.ts';
 
 const USAGE = 'usage: npm run init-model -- --preset tiny|small|base [--out DIR] [--text FILE] [--seed N]';
 
@@ -43,7 +41,7 @@ function parse(argv: string[]): Args | 'help' {
   return {
     preset,
     out: values.out ?? initModelDir(preset),
-    text: values.text ?? DEFAULT_TEXT,
+    text: values.text ?? INIT_TEXT,
     seed,
   };
 }
@@ -62,8 +60,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`init-model: ${message.split('\n')[0]}${err instanceof UsageError ? ' (see --help)' : ''}\n`);
-  process.exitCode = err instanceof UsageError ? 2 : 1;
-});
+runCommand('init-model', () => main(process.argv.slice(2)));

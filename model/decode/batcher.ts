@@ -9,7 +9,7 @@ import type { GPT } from '../gpt/gpt.ts';
 import { KVCache } from '../gpt/kv-cache.ts';
 import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
 
-export interface BatchRequest {
+interface BatchRequest {
   /** Prompt ids, already cropped to leave room in the window. */
   prompt: number[];
   decoder: StepDecoder;
@@ -29,7 +29,7 @@ interface Entry {
   reject: (err: Error) => void;
 }
 
-export interface BatcherStats {
+interface BatcherStats {
   liveRows: number;
   liveRequests: number;
   queued: number;

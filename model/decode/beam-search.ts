@@ -10,7 +10,7 @@
  * winner always extends it, so a client never retracts text.
  */
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
-import type { FinishReason, GenerationControl } from './generate.ts';
+import type { FinishReason, GenerationControl } from './decoder.ts';
 import { logSoftmax, topKIndices } from './logits.ts';
 import type { DecodeOptions } from './options.ts';
 import { processLogits } from './process-logits.ts';

@@ -7,8 +7,8 @@
 import type { GPT } from '../gpt/gpt.ts';
 import type { GPTConfig } from '../gpt/config.ts';
 import { renderPrompt, StreamDecoder, type ChatMessage, type Tokenizer } from '../tokenizer/index.ts';
-import type { GenerationEvent } from './decoder.ts';
-import { generate, type FinishReason, type GenerationControl } from './generate.ts';
+import type { FinishReason, GenerationControl, GenerationEvent } from './decoder.ts';
+import { generate } from './generate.ts';
 import { parseDecodeOptions, type DecodeOptions } from './options.ts';
 import { StopStringFilter } from './stop-strings.ts';
 
@@ -26,7 +26,7 @@ export type ReplyEvent =
       seed?: number;
     };
 
-export interface ChatPrompt {
+interface ChatPrompt {
   ids: number[];
   /** End of turn, the ids the repetition penalty leaves alone, and the ids a reply never contains. */
   control: Omit<GenerationControl, 'signal'>;

@@ -6,7 +6,18 @@
  * answers with the rows it wants next (each continuing one of its current rows: beam search reorders
  * and forks them), the token each new row feeds, and the events the step produced.
  */
-import type { FinishReason } from './generate.ts';
+export type FinishReason = 'eot' | 'length' | 'stop' | 'cancelled';
+
+export interface GenerationControl {
+  /** The end-of-turn id: generating it finishes the reply (it is not part of `ids`). */
+  eotId: number;
+  /** Ids the repetition penalty never touches (e.g. special tokens present in every prompt). */
+  exempt?: Iterable<number>;
+  /** Ids never generated (e.g. role tokens: a reply must not open a new turn). */
+  banned?: Iterable<number>;
+  /** Aborting ends generation at the next step with finishReason 'cancelled'. */
+  signal?: AbortSignal;
+}
 
 export type GenerationEvent =
   /** Newly committed token ids, in order. */

@@ -7,24 +7,10 @@
 import type { GPT } from '../gpt/gpt.ts';
 import { BeamDecoder } from './beam-search.ts';
 import { cropPrompt, stepWithinWindow } from './context-window.ts';
-import { isIdentity, type GenerationEvent, type StepDecoder } from './decoder.ts';
+import { isIdentity, type GenerationControl, type GenerationEvent, type StepDecoder } from './decoder.ts';
 import { parseDecodeOptions, type DecodeOptions } from './options.ts';
 import { randomSeed } from './rng.ts';
 import { SamplingDecoder } from './sampling-decoder.ts';
-
-export type { GenerationEvent } from './decoder.ts';
-export type FinishReason = 'eot' | 'length' | 'stop' | 'cancelled';
-
-export interface GenerationControl {
-  /** The end-of-turn id: generating it finishes the reply (it is not part of `ids`). */
-  eotId: number;
-  /** Ids the repetition penalty never touches (e.g. special tokens present in every prompt). */
-  exempt?: Iterable<number>;
-  /** Ids never generated (e.g. role tokens: a reply must not open a new turn). */
-  banned?: Iterable<number>;
-  /** Aborting ends generation at the next step with finishReason 'cancelled'. */
-  signal?: AbortSignal;
-}
 
 /** The decoder for validated options; sampling without a seed gets a random one (reported in `done`). */
 export function createDecoder(prompt: readonly number[], opts: DecodeOptions, ctl: GenerationControl): StepDecoder {

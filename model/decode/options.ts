@@ -5,19 +5,18 @@
  */
 import { z } from 'zod';
 
-export const STRATEGIES = ['greedy', 'beam_search', 'sample'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+const STRATEGIES = ['greedy', 'beam_search', 'sample'] as const;
 
 export const MAX_NEW_TOKENS = 1024;
 export const MAX_BEAM_WIDTH = 16;
-export const MAX_TEMPERATURE = 5;
-export const MAX_TOP_K = 65536;
-export const MAX_REPETITION_PENALTY = 10;
-export const MAX_ABS_LENGTH_PENALTY = 10;
-export const MAX_NO_REPEAT_NGRAM = 16;
-export const MAX_STOP_STRINGS = 4;
-export const MAX_STOP_LENGTH = 64;
-export const MAX_SEED = 2 ** 32 - 1;
+const MAX_TEMPERATURE = 5;
+const MAX_TOP_K = 65536;
+const MAX_REPETITION_PENALTY = 10;
+const MAX_ABS_LENGTH_PENALTY = 10;
+const MAX_NO_REPEAT_NGRAM = 16;
+const MAX_STOP_STRINGS = 4;
+const MAX_STOP_LENGTH = 64;
+const MAX_SEED = 2 ** 32 - 1;
 
 const intIn = (name: string, min: number, max: number) =>
   z.number({ error: `${name} must be a number` }).int({ error: `${name} must be an integer in [${min}, ${max}]` })
@@ -30,7 +29,7 @@ const numIn = (name: string, min: number, max: number, minExclusive = false) =>
       error: `${name} must be in ${minExclusive ? '(' : '['}${min}, ${max}]`,
     });
 
-export const DecodeOptionsSchema = z
+const DecodeOptionsSchema = z
   .object({
     /** greedy: argmax; beam_search: keep the beam_width best partial replies; sample: random with temperature/top-k/top-p. */
     strategy: z.enum(STRATEGIES, { error: `strategy must be one of ${STRATEGIES.join(', ')}` }).default('greedy'),
@@ -61,7 +60,6 @@ export const DecodeOptionsSchema = z
   .strict();
 
 export type DecodeOptions = z.infer<typeof DecodeOptionsSchema>;
-export type DecodeOptionsInput = z.input<typeof DecodeOptionsSchema>;
 
 /** An invalid decoding option; `option` names it. */
 export class DecodeOptionsError extends Error {

@@ -3,7 +3,7 @@
  * sampling draws from them (temperature, top-k, top-p) with a seeded generator.
  */
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
-import type { FinishReason, GenerationControl } from './generate.ts';
+import type { FinishReason, GenerationControl } from './decoder.ts';
 import { processLogits } from './process-logits.ts';
 import { argmax, logSoftmax, sampleToken } from './logits.ts';
 import type { DecodeOptions } from './options.ts';

@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 
-export const GPTConfigSchema = z
+const GPTConfigSchema = z
   .object({
     /** Number of token ids (bytes + specials + merges); must equal the tokenizer's. */
     vocabSize: z.number().int().min(8).max(65536),

@@ -16,14 +16,14 @@ import { KVCache } from './kv-cache.ts';
 import { embedding, gelu, layerNorm, linear, matMulBT, maybeDropout, tidyKeep } from './ops.ts';
 import { initParams, namedParams, nextModelPrefix, type BlockParams, type GPTParams } from './params.ts';
 
-export interface GPTOptions {
+interface GPTOptions {
   /** Variable-name prefix; a fresh unique one by default. */
   prefix?: string;
   /** Add a scalar head (reward/value models). */
   scalarHead?: boolean;
 }
 
-export interface StepResult {
+interface StepResult {
   /** Next-token logits per sequence, each (V). */
   logits: Float32Array[];
   cache: KVCache;

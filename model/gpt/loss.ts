@@ -2,7 +2,6 @@
  * Language-model losses.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tidyKeep } from './ops.ts';
 
 /**
  * Mean next-token cross-entropy over the positions where `weights` is non-zero (SFT trains on the
@@ -18,7 +17,7 @@ import { tidyKeep } from './ops.ts';
  */
 export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
   const total = tf.maximum(tf.sum(weights), 1e-8); // avoid 0/0 on an all-masked batch
-  const [n, vocab] = logits.shape;
+  const [n] = logits.shape;
   const perToken = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     const probs = tf.softmax(x); // (N, V)
     const lse = tf.sub(tf.max(x, -1), tf.log(tf.max(probs, -1))); // (N)
@@ -38,13 +37,4 @@ export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, we
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   const losses = perToken(logits) as tf.Tensor1D; // (N)
   return tf.div(tf.sum(tf.mul(losses, weights)), total) as tf.Scalar;
-}
-
-/** Per-token log-probabilities of `targets` (no gradient; scoring). logits: (N, V), targets: (N) -> (N) */
-export function tokenLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
-  return tidyKeep(() => {
-    const logp = tf.logSoftmax(logits); // (N, V)
-    const oneHot = tf.cast(tf.oneHot(targets, logits.shape[1]), 'float32'); // (N, V)
-    return tf.sum(tf.mul(logp, oneHot), -1) as tf.Tensor1D; // (N)
-  });
 }

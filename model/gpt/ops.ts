@@ -43,7 +43,7 @@ function tileSize(n: number, preferred: number[]): number {
  * Small tiles suit tensors larger than the cache. Differentiable through standard ops.
  * x: (R, C) -> (C, R)
  */
-export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
   const [r, c] = x.shape;
   const preferred = r * c >= 1 << 21 ? [8, 4, 2] : [32, 16, 8, 4, 2];
   const a = tileSize(r, preferred);
@@ -53,7 +53,7 @@ export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** ones(1, N) @ y: column sums of y without a non-innermost reduction. y: (N, M) -> (M) */
-export function sumRows(y: tf.Tensor2D): tf.Tensor1D {
+function sumRows(y: tf.Tensor2D): tf.Tensor1D {
   const [n, m] = y.shape;
   return tf.reshape(tf.matMul(tf.ones([1, n]), y), [m]); // (1, N) @ (N, M) -> (M)
 }
@@ -83,7 +83,7 @@ function weightGrad(a: tf.Tensor2D, dy: tf.Tensor2D, withBias: boolean): [tf.Ten
  * a @ b for 2-D tensors, with a gradient that only uses plain 2-D matMuls.
  * a: (N, K), b: (K, M) -> (N, M)
  */
-export const matMul2d = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a, b, save) => {
+const matMul2d = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a, b, save) => {
   save([a, b]);
   return {
     value: tf.matMul(a, b), // (N, M)

@@ -24,14 +24,14 @@ import {
 } from './special-tokens.ts';
 import { decodeWtf8, encodeWtf8 } from './wtf8.ts';
 
-export const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
-export const TOKENIZER_VERSION = 1;
+const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
+const TOKENIZER_VERSION = 1;
 
 /** A learned merge: the two token ids whose concatenation becomes a new token. */
 export type MergePair = readonly [number, number];
 
 /** The file format (`toJSON`). Merge i creates token id FIRST_MERGE_ID + i. */
-export interface TokenizerJSON {
+interface TokenizerJSON {
   format: typeof TOKENIZER_FORMAT;
   version: typeof TOKENIZER_VERSION;
   pretokenizer: string;
@@ -39,7 +39,7 @@ export interface TokenizerJSON {
   merges: [number, number][];
 }
 
-export interface DecodeOptions {
+interface DecodeOptions {
   /** Leave special tokens out of the text (default false: they appear as e.g. "<|eot|>"). */
   skipSpecial?: boolean;
 }

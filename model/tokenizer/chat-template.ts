@@ -8,14 +8,14 @@
  */
 import type { Tokenizer } from './bpe.ts';
 
-export type ChatRole = 'system' | 'user' | 'assistant';
+type ChatRole = 'system' | 'user' | 'assistant';
 
 export interface ChatMessage {
   role: ChatRole;
   content: string;
 }
 
-export interface RenderedConversation {
+interface RenderedConversation {
   ids: number[];
   /**
    * 1 where the supervised fine-tuning loss applies: the content tokens of assistant messages and
@@ -24,7 +24,7 @@ export interface RenderedConversation {
   mask: number[];
 }
 
-export interface RenderOptions {
+interface RenderOptions {
   /** Append <|assistant|> so the model continues with a reply (serving time). Default false. */
   addGenerationPrompt?: boolean;
 }
@@ -71,7 +71,7 @@ export function renderConversation(
   return { ids, mask };
 }
 
-export interface RenderedPrompt {
+interface RenderedPrompt {
   /** Prompt ids ending with <|assistant|>; never longer than maxTokens. */
   ids: number[];
   /** How many messages (oldest first, after a leading system message) were left out. */

@@ -19,8 +19,6 @@ export const SPECIAL_TOKEN_TEXTS = [
   '<|pad|>',
 ] as const;
 
-export type SpecialTokenText = (typeof SPECIAL_TOKEN_TEXTS)[number];
-
 /** Ids of the special tokens by purpose. */
 export interface SpecialTokenIds {
   /** Beginning of a sequence (first token of every rendered conversation). */

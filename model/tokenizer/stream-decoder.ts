@@ -9,7 +9,7 @@
 import type { Tokenizer } from './bpe.ts';
 import { decodeWtf8, decodeWtf8Prefix } from './wtf8.ts';
 
-export interface StreamDecoderOptions {
+interface StreamDecoderOptions {
   /** Leave special tokens (<|eot|>, ...) out of the text. Default true. */
   skipSpecial?: boolean;
 }

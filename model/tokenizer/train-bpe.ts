@@ -19,7 +19,7 @@ import { pretokenize } from './pretokenize.ts';
 import { FIRST_MERGE_ID, MAX_VOCAB_SIZE, SPECIAL_TOKEN_TEXTS } from './special-tokens.ts';
 import { encodeWtf8 } from './wtf8.ts';
 
-export interface TrainBpeOptions {
+interface TrainBpeOptions {
   /** Target vocabulary size, including the 256 byte tokens and the special tokens. */
   vocabSize: number;
   /**

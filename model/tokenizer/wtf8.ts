@@ -53,7 +53,7 @@ export function decodeWtf8(bytes: Uint8Array): string {
   return decode(bytes, false).text;
 }
 
-export interface Wtf8PrefixResult {
+interface Wtf8PrefixResult {
   /** Text of every complete (or definitely invalid) sequence. */
   text: string;
   /**

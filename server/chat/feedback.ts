@@ -1,5 +1,5 @@
 // Ratings and A/B choices from a session, on replies of its own conversations only.
-import { getMessageOwner, recordComparison, recordRating } from '../db/index.ts';
+import { getMessageOwner, recordComparison, recordRating } from '../../db/index.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import type { Choice } from '../protocol.ts';

@@ -13,7 +13,7 @@
  *   writer. Younger orphans stay null until a later start-up.
  */
 import type { Logger } from 'pino';
-import { markInterruptedReplies, type DatabaseHandle } from '../db/index.ts';
+import { markInterruptedReplies, type DatabaseHandle } from '../../db/index.ts';
 
 export const STALE_REPLY_MS = 10 * 60_000;
 

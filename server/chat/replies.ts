@@ -39,14 +39,14 @@ export interface ReplySink {
   error(e: ApiError): void;
 }
 
-export interface ReplySpec {
+interface ReplySpec {
   decoding: DecodeOptions;
   signal: AbortSignal;
   sink: ReplySink;
 }
 
 /** The engine's reasons on the wire: end of turn and stop strings are both "stop". */
-export function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'): WireFinishReason {
+function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'): WireFinishReason {
   return reason === 'eot' ? 'stop' : reason;
 }
 

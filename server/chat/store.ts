@@ -1,7 +1,7 @@
 // Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
 // starts, and the reply's text, finish reason, token counts, timings and model version when it ends.
 import type { DecodeOptions } from '../../model/decode/options.ts';
-import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../db/index.ts';
+import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../../db/index.ts';
 import type { ReplyTarget } from './targets.ts';
 
 export interface StoredTurn {
@@ -13,7 +13,7 @@ export interface StoredTurn {
 }
 
 /** A conversation title from its first message: whitespace collapsed, at most 80 characters. */
-export function titleFrom(content: string): string {
+function titleFrom(content: string): string {
   const flat = content.replace(/\s+/g, ' ').trim();
   if (flat.length <= 80) return flat;
   // Not between the two halves of a surrogate pair (a lone half is not valid text).
@@ -54,7 +54,7 @@ export async function storeTurn(
  * failover): the reply was generated and streamed without it, and would otherwise be lost and its row
  * left looking unfinished. Bounded, because shutdown waits for running replies.
  */
-export const STORE_RETRY_MS = 30_000;
+const STORE_RETRY_MS = 30_000;
 
 /**
  * Stores a reply's end. The update sets absolute values, so retrying it after a connection error

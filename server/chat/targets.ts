@@ -3,7 +3,7 @@
  * thread it continues, checking that the conversation belongs to the session (`forbidden` otherwise).
  */
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { findThread, getConversation, getMessageOwner, listConversationMessages, type Db } from '../db/index.ts';
+import { findThread, getConversation, getMessageOwner, listConversationMessages, type Db } from '../../db/index.ts';
 import { ApiError } from '../errors.ts';
 
 export interface ReplyTarget {

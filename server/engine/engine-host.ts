@@ -70,7 +70,7 @@ interface Pending {
   started: { resolve: (v: { version: string; promptTokens: number }) => void; reject: (e: Error) => void };
 }
 
-export interface EngineHostOptions {
+interface EngineHostOptions {
   /** Rows (sequences, beams included) decoded together per step. */
   maxRows: number;
   /** Requests allowed to wait beyond the rows in flight before new ones are refused as busy. */

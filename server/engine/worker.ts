@@ -12,7 +12,7 @@ import { chatPrompt, ReplyText } from '../../model/decode/chat-reply.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { countParams } from '../../model/gpt/config.ts';
 import type { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
 import type { FromWorker, LoadedModelInfo, ToWorker, WorkerStats } from './messages.ts';
 

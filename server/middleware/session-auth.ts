@@ -2,7 +2,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { bearerToken, SESSION_COOKIE, sessionFromTokens } from '../auth.ts';
-import type { Db } from '../db/index.ts';
+import type { Db } from '../../db/index.ts';
 import type { AppEnv } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 

@@ -4,7 +4,7 @@
 // embedded trainer at once, or by `npm run trainer` (told by NOTIFY).
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { CHANNELS, createTrainingRun, getTrainingRun, listTrainingRuns, notify } from '../db/index.ts';
+import { CHANNELS, createTrainingRun, getTrainingRun, listTrainingRuns, notify } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { parseRunOverrides, resolveRunSettings } from '../../trainer/online/run-config.ts';

@@ -1,10 +1,10 @@
 // A session's conversations: list, the whole message tree of one (with the session's ratings),
 // rename, delete.
 import { Hono } from 'hono';
-import { deleteConversation, listConversationMessages, listConversationRatings, listConversations, renameConversation } from '../db/index.ts';
+import { deleteConversation, listConversationMessages, listConversationRatings, listConversations, renameConversation } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ownedConversation } from '../chat/targets.ts';
-import { conversationSummary, wireMessage } from '../chat/wire.ts';
+import { conversationSummary, wireMessage } from '../chat/rest-bodies.ts';
 import { sessionAuth } from '../middleware/session-auth.ts';
 import type { ConversationDetail } from '../protocol.ts';
 import { RenameRequestSchema } from '../protocol.ts';

@@ -8,11 +8,10 @@
  */
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
-import { exportPairs, listSingleRatings, type PairSource } from '../db/index.ts';
+import { exportPairs, listSingleRatings, PAIR_SOURCES, type PairSource } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 
-const SOURCES: PairSource[] = ['siblings', 'compare', 'import', 'bootstrap'];
 const PAGE = 1000;
 const reply = (content: string) => [{ role: 'assistant', content }];
 
@@ -25,7 +24,7 @@ export function exportRoute(deps: ServerDeps): Hono<AppEnv> {
     // `?source=` (nothing listed) is no filter, as an absent one.
     const listed = c.req.query('source')?.split(',').filter(Boolean);
     const sources = listed?.length ? listed : undefined;
-    if (sources?.some((s) => !SOURCES.includes(s as PairSource))) throw new ApiError('bad_request', `source must be among ${SOURCES.join(', ')}`);
+    if (sources?.some((s) => !(PAIR_SOURCES as readonly string[]).includes(s))) throw new ApiError('bad_request', `source must be among ${PAIR_SOURCES.join(', ')}`);
     c.header('Content-Type', 'application/x-ndjson; charset=utf-8');
     c.header('Content-Disposition', `attachment; filename="${kind}.jsonl"`);
     return stream(c, async (out) => {

@@ -4,7 +4,7 @@
  * the engine worker never delays it. GET /metrics: Prometheus text.
  */
 import { Hono } from 'hono';
-import { sql } from 'kysely';
+import { pingDatabase } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 
 const DB_TIMEOUT_MS = 2000;
@@ -13,7 +13,7 @@ async function databaseOk(deps: ServerDeps): Promise<{ ok: boolean; error?: stri
   let timer: NodeJS.Timeout | undefined;
   try {
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${DB_TIMEOUT_MS} ms`)), DB_TIMEOUT_MS)));
-    await Promise.race([sql`select 1`.execute(deps.db), timeout]);
+    await Promise.race([pingDatabase(deps.db), timeout]);
     return { ok: true };
   } catch (err) {
     return { ok: false, error: (err as Error).message };

@@ -1,9 +1,9 @@
 // Model versions: the public list (GET /api/models) and the admin actions that hot-swap the served
 // policy (activate a version; roll back to the previously active one).
 import { Hono } from 'hono';
-import { listModelVersions } from '../db/index.ts';
+import { listModelVersions } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
-import { modelVersionInfo } from '../chat/wire.ts';
+import { modelVersionInfo } from '../chat/rest-bodies.ts';
 import { idParam } from './body.ts';
 
 export function modelListRoute(deps: ServerDeps): Hono<AppEnv> {

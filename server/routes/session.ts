@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { SESSION_COOKIE } from '../auth.ts';
-import { createSession, findSessionByToken, touchSession } from '../db/index.ts';
+import { createSession, findSessionByToken, touchSession } from '../../db/index.ts';
 import type { AppEnv, ServerDeps } from '../deps.ts';
 import { sessionAuth } from '../middleware/session-auth.ts';
 import type { SessionResponse } from '../protocol.ts';

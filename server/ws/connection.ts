@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
-import type { Session } from '../db/index.ts';
+import type { Session } from '../../db/index.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError, toApiError } from '../errors.ts';
 import { ClientFrameSchema, FRAME_TYPES, type ClientFrame, type RequestId, type ServerFrame } from '../protocol.ts';

@@ -14,7 +14,7 @@ import { Connection } from './connection.ts';
 
 const HEARTBEAT_MS = 30_000;
 
-export interface WebSocketEndpoint {
+interface WebSocketEndpoint {
   broadcast(frame: ServerFrame): void;
   /** Closes every socket (1001 going away) and stops accepting upgrades. */
   close(): void;

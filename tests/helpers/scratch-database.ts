@@ -1,7 +1,7 @@
 /** A throw-away PostgreSQL database for tests against a real server: created per call, dropped on close. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openDatabase, type DatabaseHandle } from '../../server/db/index.ts';
+import { openDatabase, type DatabaseHandle } from '../../db/index.ts';
 
 /** Creates `<prefix>_<random>` on the server of `serverUrl`; closing the handle drops it. */
 export async function openScratchDatabase(serverUrl: string, prefix = 'test'): Promise<DatabaseHandle> {

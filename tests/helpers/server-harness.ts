@@ -1,24 +1,21 @@
 /**
- * What the server suites share: the databases to run against (in-memory PGlite always; a scratch
+ * What the server suites share (the server start, session and socket opening are the benchmarks',
+ * bench/lib): the databases to run against (in-memory PGlite always; a scratch
  * database on the PostgreSQL server of DATABASE_URL when it is set, created for the run and dropped
  * after), a real server on an ephemeral loopback port serving a tiny trained model, and a WebSocket
  * test client that records every frame.
  */
-import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { loadConfig } from '../../server/config.ts';
-import { openMemoryDatabase, type DatabaseHandle } from '../../server/db/index.ts';
+import { openMemoryDatabase, type DatabaseHandle } from '../../db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
-import { createServer, type RunningServer } from '../../server/server.ts';
+import { startInProcessServer, type InProcessServer } from '../../bench/lib/local-server.ts';
+import { chatSocketUrl, newSession, openChatSocket } from '../../bench/lib/ws-client.ts';
 import { trainedTinyCheckpoint } from './tiny-model.ts';
 import { openScratchDatabase } from './scratch-database.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
-export interface DatabaseTarget {
+interface DatabaseTarget {
   name: string;
   open(): Promise<DatabaseHandle>;
 }
@@ -36,28 +33,17 @@ export function tinyCheckpoint(): Promise<string> {
   return trainedTinyCheckpoint();
 }
 
-export interface TestServer {
-  server: RunningServer;
-  url: string;
-  wsUrl: string;
-  stateDir: string;
-  database: DatabaseHandle;
-  close(): Promise<void>;
-}
+export type TestServer = InProcessServer & { wsUrl: string };
 
 /** A server on 127.0.0.1:0 over `target`'s database, serving the tiny model. */
 export async function startTestServer(target: DatabaseTarget, env: Record<string, string> = {}): Promise<TestServer> {
   const checkpoint = await tinyCheckpoint();
-  const stateDir = await mkdtemp(join(tmpdir(), 'server-state-'));
-  const database = await target.open();
-  const config = loadConfig({
+  const started = await startInProcessServer({
+    database: await target.open(),
     env: {
-      PORT: '0',
-      STATE_DIR: stateDir,
       CHECKPOINT: checkpoint,
       ADMIN_TOKEN,
       LOG_LEVEL: 'silent',
-      SHUTDOWN_GRACE_MS: '0',
       RATE_LIMIT_PER_MINUTE: '10000',
       TFJS_BACKEND: process.env.TFJS_BACKEND ?? '',
       // Suites that exercise the background trainer turn it on themselves.
@@ -65,33 +51,12 @@ export async function startTestServer(target: DatabaseTarget, env: Record<string
       ...env,
     },
   });
-  try {
-    const server = await createServer(config, { database });
-    return {
-      server,
-      url: server.url,
-      wsUrl: server.url.replace(/^http/, 'ws') + '/ws',
-      stateDir,
-      database,
-      close: async () => {
-        await server.close();
-        await database.close();
-        await rm(stateDir, { recursive: true, force: true });
-      },
-    };
-  } catch (err) {
-    await database.close();
-    throw err;
-  }
+  return { ...started, wsUrl: chatSocketUrl(started.url) };
 }
 
-export async function newSession(url: string): Promise<string> {
-  const res = await fetch(`${url}/api/session`, { method: 'POST' });
-  assert.equal(res.status, 201);
-  return ((await res.json()) as { token: string }).token;
-}
+export { newSession };
 
-export interface Exchange {
+interface Exchange {
   start?: StartFrame;
   deltas: string[];
   done?: DoneFrame;
@@ -113,13 +78,8 @@ export class TestSocket {
   }
 
   /** Opens `/ws`; rejects with `unexpected response <status>` when the upgrade is refused. */
-  static open(wsUrl: string, { token, headers = {} }: { token?: string; headers?: Record<string, string> } = {}): Promise<TestSocket> {
-    const ws = new WebSocket(token ? `${wsUrl}?token=${encodeURIComponent(token)}` : wsUrl, { headers });
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new TestSocket(ws)));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
+  static open(wsUrl: string, options: { token?: string; headers?: Record<string, string> } = {}): Promise<TestSocket> {
+    return openChatSocket(wsUrl, (ws) => new TestSocket(ws), options);
   }
 
   send(frame: ClientFrame | string | Buffer | Record<string, unknown>): void {

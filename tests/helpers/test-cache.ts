@@ -15,7 +15,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const TEST_CACHE_DIR = join(ROOT, '.state', 'test-cache');
+const TEST_CACHE_DIR = join(ROOT, '.state', 'test-cache');
 
 /** Every file under `dir` whose name ends in one of `exts`, sorted. */
 function sourceFiles(dir: string, exts: string[]): string[] {

@@ -11,11 +11,11 @@ import { initEngine } from '../../model/backend.ts';
 import { gptConfig } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
 import { maskedCrossEntropy } from '../../model/gpt/loss.ts';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { trainBpe, type Tokenizer } from '../../model/tokenizer/index.ts';
 import { cachedDir, cacheKey } from './test-cache.ts';
 
-export const FIXTURE_TEXT = readFileSync(new URL('../fixtures/wiki-sample.txt', import.meta.url), 'utf8');
+export const FIXTURE_TEXT = readFileSync(new URL('../../model/assets/init-text.txt', import.meta.url), 'utf8');
 
 let tokenizerCache: Tokenizer | null = null;
 
@@ -30,7 +30,7 @@ export async function untrainedTinyModel(overrides: Parameters<typeof gptConfig>
 }
 
 /** What the trained model depends on besides `steps`: the model and tokenizer code, this file, the text, the engine. */
-const SOURCES = ['model/', 'tests/helpers/tiny-model.ts', 'tests/fixtures/wiki-sample.txt', 'package-lock.json'];
+const SOURCES = ['model/', 'model/assets/init-text.txt', 'tests/helpers/tiny-model.ts', 'package-lock.json'];
 
 const checkpoints = new Map<number, Promise<string>>();
 

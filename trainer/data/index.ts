@@ -4,3 +4,4 @@ export * from './cornell.ts';
 export * from './corpus-dir.ts';
 export * from './read-text.ts';
 export * from './wikitext.ts';
+export * from './cornell-dialogues.ts';

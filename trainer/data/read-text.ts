@@ -25,7 +25,7 @@ import { gunzip } from 'node:zlib';
 const gunzipAsync = promisify(gunzip);
 
 /** Where users are sent when a corpus file is missing. */
-export const CORPORA_README_HINT = 'see README, section Corpora';
+const CORPORA_DOCS_HINT = 'see docs/training.md, section Corpora';
 
 /** A corpus file that is not there. `path` is the path that was expected. */
 export class CorpusFileNotFoundError extends Error {
@@ -34,7 +34,7 @@ export class CorpusFileNotFoundError extends Error {
   constructor(path: string, corpus: string) {
     super(
       `${corpus} file not found: ${path} (also looked for ${path.endsWith('.gz') ? path.slice(0, -3) : `${path}.gz`}). ` +
-        `Download the ${corpus} (${CORPORA_README_HINT}) and pass --corpus-dir or CORPUS_DIR.`,
+        `Download the ${corpus} (${CORPORA_DOCS_HINT}) and pass --corpus-dir or CORPUS_DIR.`,
     );
     this.name = 'CorpusFileNotFoundError';
     this.path = path;
@@ -55,17 +55,17 @@ async function exists(path: string): Promise<boolean> {
  * `path` if it exists, else `path.gz`, else (for a `.gz` path) the path without `.gz`; null if
  * none of them exists.
  */
-export async function findCorpusFile(path: string): Promise<string | null> {
+async function findCorpusFile(path: string): Promise<string | null> {
   const candidates = path.endsWith('.gz') ? [path, path.slice(0, -3)] : [path, `${path}.gz`];
   for (const c of candidates) if (await exists(c)) return c;
   return null;
 }
 
-export function isGzip(bytes: Uint8Array): boolean {
+function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-export interface CorpusBytes {
+interface CorpusBytes {
   /** The file actually read (may be `path.gz`). */
   path: string;
   bytes: Uint8Array;
@@ -73,7 +73,7 @@ export interface CorpusBytes {
 }
 
 /** Reads a corpus file, plain or gzipped (magic bytes). Missing → CorpusFileNotFoundError. */
-export async function readCorpusBytes(path: string, corpus: string): Promise<CorpusBytes> {
+async function readCorpusBytes(path: string, corpus: string): Promise<CorpusBytes> {
   const found = await findCorpusFile(path);
   if (found === null) throw new CorpusFileNotFoundError(path, corpus);
   const raw = await readFile(found);
@@ -87,7 +87,7 @@ export async function readCorpusBytes(path: string, corpus: string): Promise<Cor
 
 export type DetectedEncoding = 'utf-8' | 'latin-1' | 'mixed';
 
-export interface DecodedText {
+interface DecodedText {
   /** The lines, without their `\n` / `\r\n`; a final empty line after the last `\n` is dropped. */
   lines: string[];
   /** utf-8: all lines valid UTF-8; latin-1: some lines latin-1, none with non-ASCII UTF-8; mixed: both. */
@@ -109,7 +109,7 @@ const CP1252_HIGH = [
 ];
 
 /** Decodes latin-1 bytes, with the cp1252 characters for 0x80-0x9F (see the file header). */
-export function decodeLatin1(bytes: Uint8Array): string {
+function decodeLatin1(bytes: Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length; i += 4096) {
     const chunk = bytes.subarray(i, i + 4096);

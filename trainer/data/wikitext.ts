@@ -21,7 +21,7 @@
  */
 import { readCorpusLines } from './read-text.ts';
 
-export interface WikiSection {
+interface WikiSection {
   /** null for the lead section (the text between the title and the first heading). */
   heading: string | null;
   /** 1 for the lead, 2 for ` = = H = = `, 3 for ` = = = H = = = `, … */
@@ -29,13 +29,13 @@ export interface WikiSection {
   paragraphs: string[];
 }
 
-export interface WikiArticle {
+interface WikiArticle {
   title: string;
   /** sections[0] is the lead section (heading null, level 1), possibly with no paragraphs. */
   sections: WikiSection[];
 }
 
-export interface WikiTextOptions {
+interface WikiTextOptions {
   /** Detokenise titles, headings and paragraphs (default true). */
   detokenize?: boolean;
 }
@@ -81,7 +81,7 @@ export function parseHeading(line: string): { level: number; text: string } | nu
 }
 
 /** Parses WikiText lines (or a whole text) into articles. Text before the first title goes into an article titled "". */
-export function parseWikiText(input: string | readonly string[], options: WikiTextOptions = {}): WikiArticle[] {
+function parseWikiText(input: string | readonly string[], options: WikiTextOptions = {}): WikiArticle[] {
   const detok = options.detokenize ?? true;
   const clean = (s: string) => (detok ? detokenizeWikiText(s) : s.trim());
   const lines = typeof input === 'string' ? input.split(/\r?\n/) : input;
@@ -139,7 +139,7 @@ export function wikiTextToDocuments(articles: readonly WikiArticle[]): string[] 
   return docs;
 }
 
-export interface WikiTextStats {
+interface WikiTextStats {
   articles: number;
   sections: number;
   paragraphs: number;

@@ -7,9 +7,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
-import { permutation } from '../batches.ts';
-import { corpusDirOf } from '../stages/common.ts';
+import { cornellPaths, loadCornellDialogues, resolveCorpusDir } from '../data/index.ts';
+import { permutation } from '../batching/batches.ts';
 import type { CornellDialogue } from '../data/cornell.ts';
 
 const OUT = new URL('./data/dialogues.json', import.meta.url);
@@ -25,7 +24,7 @@ function exchanges(dialogues: CornellDialogue[], n: number, seed: number) {
 }
 
 const { values } = parseArgs({ options: { 'corpus-dir': { type: 'string', default: '' } } });
-const { dialogues } = await loadCornellDialogues(cornellPaths(corpusDirOf(values['corpus-dir'] ?? '')));
+const { dialogues } = await loadCornellDialogues(cornellPaths(resolveCorpusDir({ flag: values['corpus-dir'] || undefined })));
 const sets = {
   source: 'Cornell Movie-Dialogs corpus (first exchange of dialogues, split by movie as the SFT stage splits them)',
   train: exchanges(dialogues.train, SIZES.train, 1),

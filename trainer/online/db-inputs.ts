@@ -4,14 +4,14 @@
  * sibling, and recent user prompts. A fixed share of the user pairs (by id) never trains: it decides
  * whether a new reward model is kept.
  */
-import type { Db } from '../../server/db/util.ts';
-import { exportPairs } from '../../server/db/repos/pairs.ts';
-import { listSingleRatings } from '../../server/db/repos/ratings.ts';
-import { listRecentUserPrompts } from '../../server/db/repos/messages.ts';
+import type { Db } from '../../db/util.ts';
+import { exportPairs } from '../../db/repos/pairs.ts';
+import { listSingleRatings } from '../../db/repos/ratings.ts';
+import { listRecentUserPrompts } from '../../db/repos/messages.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
 
-export interface RunData {
+interface RunData {
   pairs: PreferencePair[];
   heldOutPairs: PreferencePair[];
   ratings: RatedReply[];

@@ -6,6 +6,7 @@
  * active policy's by more than a factor. Replies are greedy, so the comparison is deterministic.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { Batcher } from '../../model/decode/batcher.ts';
 import { chatPrompt } from '../../model/decode/chat-reply.ts';
 import type { GenerationEvent } from '../../model/decode/decoder.ts';
@@ -13,29 +14,30 @@ import { createDecoder } from '../../model/decode/generate.ts';
 import { parseDecodeOptions } from '../../model/decode/options.ts';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
-import type { BatchSource } from '../batches.ts';
+import type { BatchSource } from '../batching/batches.ts';
 import { replyStats } from '../evaluation.ts';
 import { actionBatch, actionLogProbs } from '../ppo/forward.ts';
 import type { RewardSource } from '../ppo/reward-source.ts';
 import { evaluate } from '../train-step.ts';
 
-export interface GateConfig {
-  /** Candidate mean reward may be this much below the active one (noise allowance). */
-  rewardTolerance: number;
-  /** Mean summed KL to the reference per reply, nats. */
-  maxKl: number;
-  maxEmptyShare: number;
-  maxRepeatedShare: number;
-  /** Held-out perplexity may grow at most by this factor. */
-  maxPplRatio: number;
-  maxNewTokens: number;
-}
+/** The gate's bounds; the online runs' `gate` overrides use this schema. */
+export const GateConfigSchema = z
+  .object({
+    rewardTolerance: z.number().min(0).max(100).default(0.05).describe('candidate mean reward may be this much below the active one (noise allowance)'),
+    maxKl: z.number().min(0).max(1e6).default(20).describe('mean summed KL to the reference per reply, nats'),
+    maxEmptyShare: z.number().min(0).max(1).default(0.2).describe('share of empty replies allowed'),
+    maxRepeatedShare: z.number().min(0).max(1).default(0.5).describe('share of replies repeating a 3-gram allowed'),
+    maxPplRatio: z.number().min(1).max(1e6).default(1.25).describe('held-out perplexity may grow at most by this factor'),
+    maxNewTokens: z.number().int().min(1).max(512).default(24).describe('longest greedy reply to a gate prompt'),
+  })
+  .strict();
+export type GateConfig = z.infer<typeof GateConfigSchema>;
 
 const DEGENERATION_SLACK = 0.1;
 
-export const GATE_DEFAULTS: GateConfig = { rewardTolerance: 0.05, maxKl: 20, maxEmptyShare: 0.2, maxRepeatedShare: 0.5, maxPplRatio: 1.25, maxNewTokens: 24 };
+export const GATE_DEFAULTS: GateConfig = GateConfigSchema.parse({});
 
-export interface PolicyReport {
+interface PolicyReport {
   reward: number;
   kl: number;
   emptyShare: number;

@@ -9,17 +9,18 @@
  *  4. write the candidate policy (and a kept reward model) atomically under `outDir`.
  */
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { sequenceSource } from '../batches.ts';
+import { sequenceSource } from '../batching/batches.ts';
 import { PpoConfigSchema, type PpoConfig } from '../ppo/config.ts';
 import { PpoTrainer, type IterationMetrics } from '../ppo/ppo-trainer.ts';
 import { modelReward } from '../ppo/reward-source.ts';
 import type { ProgressReporter } from '../progress.ts';
 import type { PreferencePair, RatedReply } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
-import { evaluatePairs, trainRewardModel, type RmTrainConfig, type SourceEval } from '../reward/rm-train.ts';
-import { dialogueSequences } from '../stages/common.ts';
+import { RmTrainConfigSchema, type RmTrainConfig } from '../reward/config.ts';
+import { evaluatePairs, trainRewardModel, type SourceEval } from '../reward/rm-train.ts';
+import { dialogueSequences } from '../batching/dialogue-sequences.ts';
 import { gateCandidate, type GateConfig, type GateResult } from './gate.ts';
 
 export interface OnlineRunConfig {
@@ -33,7 +34,7 @@ export interface OnlineRunConfig {
 }
 
 export const ONLINE_RUN_DEFAULTS: OnlineRunConfig = {
-  rm: { epochs: 2, maxSteps: 200, batchSize: 16, lr: 1e-4, minLr: 1e-5, warmupSteps: 10, weightDecay: 0.01, gradClip: 1, margin: 0, pointwiseWeight: 1, centeringWeight: 0.01, seed: 1 },
+  rm: RmTrainConfigSchema.parse({ epochs: 2, maxSteps: 200, lr: 1e-4, minLr: 1e-5, warmupSteps: 10 }),
   userWeight: 3,
   ppo: PpoConfigSchema.parse({ iterations: 10, batchSize: 16, miniBatchSize: 8, lr: 5e-5, maxNewTokens: 24 }),
   gate: {},
@@ -71,7 +72,7 @@ export interface OnlineRunResult {
   seconds: number;
 }
 
-export class OnlineRunError extends Error {
+class OnlineRunError extends Error {
   override readonly name = 'OnlineRunError';
 }
 

@@ -29,7 +29,7 @@ import {
   type JsonObject,
   type TrainerLock,
   type TrainingRun,
-} from '../../server/db/index.ts';
+} from '../../db/index.ts';
 import type { RunProgress } from './child-protocol.ts';
 import { prepareRunJob } from './prepare-job.ts';
 import { publishRun, type Published } from './publish.ts';
@@ -37,7 +37,7 @@ import { parseRunOverrides, resolveRunSettings } from './run-config.ts';
 import { runInChild } from './run-in-child.ts';
 import type { TrainerConfig } from './trainer-settings.ts';
 
-export interface OnlineTrainerOptions {
+interface OnlineTrainerOptions {
   db: Db;
   /** Set on PostgreSQL: the advisory lock needs its own connection. */
   connectionString?: string;

@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getActiveModelVersion, getModelVersion } from '../../server/db/repos/model-versions.ts';
-import type { Db } from '../../server/db/util.ts';
+import { getActiveModelVersion, getModelVersion } from '../../db/repos/model-versions.ts';
+import type { Db } from '../../db/util.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { bootstrapPairs } from '../reward/pairs.ts';
 import type { RunJob } from './child-protocol.ts';
 import { collectRunData } from './db-inputs.ts';
@@ -18,13 +18,13 @@ import type { RunSettings } from './run-config.ts';
 import { shippedDialogues } from './shipped-dialogues.ts';
 
 /** The reward model shipped next to the default policy: the first reward model when none is active. */
-export const SHIPPED_REWARD_DIR = fileURLToPath(new URL('../../models/default/reward', import.meta.url));
+const SHIPPED_REWARD_DIR = fileURLToPath(new URL('../../models/default/reward', import.meta.url));
 
-export class PrepareRunError extends Error {
+class PrepareRunError extends Error {
   override readonly name = 'PrepareRunError';
 }
 
-export interface PreparedRun {
+interface PreparedRun {
   job: RunJob;
   activePolicyVersionId: number;
   activeRewardVersionId: number | null;

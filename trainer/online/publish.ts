@@ -6,9 +6,9 @@
  */
 import { sha256File } from '../../model/checkpoint/index.ts';
 import { join } from 'node:path';
-import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../server/db/repos/model-versions.ts';
-import { markPairsUsed } from '../../server/db/repos/pairs.ts';
-import { inTransaction, type Db } from '../../server/db/util.ts';
+import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../db/repos/model-versions.ts';
+import { markPairsUsed } from '../../db/repos/pairs.ts';
+import { inTransaction, type Db } from '../../db/util.ts';
 import type { OnlineRunResult } from './online-run.ts';
 
 export interface Published {

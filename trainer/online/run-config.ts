@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { PpoConfigSchema } from '../ppo/config.ts';
-import { GATE_DEFAULTS } from './gate.ts';
+import { RmTrainConfigSchema } from '../reward/config.ts';
+import { GATE_DEFAULTS, GateConfigSchema } from './gate.ts';
 import { ONLINE_RUN_DEFAULTS, type OnlineRunConfig } from './online-run.ts';
 
 export interface RunSettings extends OnlineRunConfig {
@@ -19,7 +20,7 @@ export interface RunSettings extends OnlineRunConfig {
   bootstrapPairs: number;
 }
 
-export const RUN_SETTINGS_DEFAULTS: RunSettings = {
+const RUN_SETTINGS_DEFAULTS: RunSettings = {
   ...ONLINE_RUN_DEFAULTS,
   gate: { ...GATE_DEFAULTS },
   heldOutEvery: 5,
@@ -31,28 +32,16 @@ export const RUN_SETTINGS_DEFAULTS: RunSettings = {
 const num = (min: number, max: number) => z.number().min(min).max(max);
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
-/** PPO fields without their defaults: an override names only what it changes. */
-const ppoOverrides = z
-  .object(Object.fromEntries(Object.entries(PpoConfigSchema.shape).map(([k, s]) => [k, (s instanceof z.ZodDefault ? s.unwrap() : s).optional()])) as unknown as {
-    [K in keyof typeof PpoConfigSchema.shape]: z.ZodOptional<z.ZodType<z.output<(typeof PpoConfigSchema.shape)[K]>>>;
-  })
-  .strict();
-
-export const RunOverridesSchema = z
+/**
+ * Each group is checked by its own schema (reward model, PPO, gate); an override names only what it
+ * changes (parseRunOverrides drops the defaults the schema fills in).
+ */
+const RunOverridesSchema = z
   .object({
-    rm: z
-      .object({
-        epochs: int(1, 100), maxSteps: int(0, 1_000_000), batchSize: int(1, 512), lr: num(0, 1), minLr: num(0, 1), warmupSteps: int(0, 1_000_000),
-        weightDecay: num(0, 1), gradClip: num(0, 1000), margin: num(0, 100), pointwiseWeight: num(0, 100), centeringWeight: num(0, 100), seed: int(0, 2 ** 31),
-      })
-      .partial()
-      .strict(),
+    rm: RmTrainConfigSchema.partial(),
     userWeight: num(0, 1000),
-    ppo: ppoOverrides,
-    gate: z
-      .object({ rewardTolerance: num(0, 100), maxKl: num(0, 1e6), maxEmptyShare: num(0, 1), maxRepeatedShare: num(0, 1), maxPplRatio: num(1, 1e6), maxNewTokens: int(1, 512) })
-      .partial()
-      .strict(),
+    ppo: PpoConfigSchema.partial(),
+    gate: GateConfigSchema.partial(),
     timeBudgetSec: num(1, 7 * 24 * 3600),
     heldOutEvery: int(0, 1000),
     maxUserPrompts: int(0, 100_000),
@@ -70,9 +59,19 @@ export class RunConfigError extends Error {
 /** Validates `input` as overrides; the error lists every bad field with its path. */
 export function parseRunOverrides(input: unknown, where: string): RunOverrides {
   const parsed = RunOverridesSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-  throw new RunConfigError(`${where}: ${problems.join('; ')}`);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new RunConfigError(`${where}: ${problems.join('; ')}`);
+  }
+  const given = input as Record<string, unknown>;
+  const { rm, ppo, gate, ...rest } = parsed.data;
+  return { ...rest, ...(rm && { rm: named(rm, given.rm) }), ...(ppo && { ppo: named(ppo, given.ppo) }), ...(gate && { gate: named(gate, given.gate) }) };
+}
+
+/** The fields of a parsed group that its input named. */
+function named<T extends object>(parsed: T, input: unknown): Partial<T> {
+  const keys = new Set(Object.keys(input as object));
+  return Object.fromEntries(Object.entries(parsed).filter(([k]) => keys.has(k))) as Partial<T>;
 }
 
 /** Later overrides win, field by field (nested objects merged). */
@@ -82,10 +81,10 @@ export function resolveRunSettings(...overrides: RunOverrides[]): RunSettings {
     s = {
       ...s,
       ...o,
-      rm: { ...s.rm, ...o.rm },
+      rm: RmTrainConfigSchema.parse({ ...s.rm, ...o.rm }),
       ppo: PpoConfigSchema.parse({ ...s.ppo, ...o.ppo }),
-      gate: { ...s.gate, ...o.gate },
-    } as RunSettings;
+      gate: GateConfigSchema.parse({ ...s.gate, ...o.gate }),
+    };
   }
   if (s.ppo.miniBatchSize > s.ppo.batchSize) throw new RunConfigError(`ppo.miniBatchSize (${s.ppo.miniBatchSize}) must not exceed ppo.batchSize (${s.ppo.batchSize})`);
   return s;

@@ -14,14 +14,14 @@ import type { OnlineRunResult } from './online-run.ts';
 const CHILD = fileURLToPath(new URL('./child-main.ts', import.meta.url));
 const CHILD_NICENESS = 19;
 
-export interface RunInChildOptions {
+interface RunInChildOptions {
   onProgress?: (metrics: RunProgress) => void;
   /** The child's stderr, line by line (its tfjs and progress chatter). */
   onLog?: (line: string) => void;
   signal?: AbortSignal;
 }
 
-export class TrainingChildError extends Error {
+class TrainingChildError extends Error {
   override readonly name = 'TrainingChildError';
 }
 

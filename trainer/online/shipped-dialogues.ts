@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 
-export interface DialogueSets {
+interface DialogueSets {
   train: ChatMessage[][];
   heldOut: ChatMessage[][];
 }

@@ -6,70 +6,56 @@
  * publishes; the servers swap on NOTIFY. A second trainer waits as a standby until the first stops.
  *
  * Settings: DATABASE_URL (required), STATE_DIR, LOG_LEVEL, and the TRAIN_* / CHECKPOINT_DIR variables
- * of the README's table. Exit 2: invalid configuration; exit 1: start-up failed.
+ * of docs/configuration.md. Exit 2: invalid configuration; exit 1: start-up failed.
  */
-import { pino } from 'pino';
 import { z } from 'zod';
-import { CHANNELS, listen, migrateToLatest, openDatabase } from '../../server/db/index.ts';
+import { CHANNELS, listen, migrateToLatest, openDatabase } from '../../db/index.ts';
 import { OnlineTrainer } from './online-trainer.ts';
-import { TRAINER_SETTINGS, trainerConfigFrom, type TrainerSettingValues } from './trainer-settings.ts';
+import { ConfigError, createLogger, LOG_LEVEL_SETTING, readSettings, runEntryPoint, STATE_DIR_SETTING } from './process-setup.ts';
+import { TRAINER_SETTINGS, trainerConfigFrom } from './trainer-settings.ts';
 
 const SETTINGS = {
-  DATABASE_URL: z.string({ error: 'is required: the trainer process shares a PostgreSQL database with the servers (with the embedded database the server trains by itself)' }).regex(/^postgres(ql)?:\/\//, { error: 'must start with postgres:// or postgresql://' }),
-  STATE_DIR: z.string().min(1).default('./.state'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ...Object.fromEntries(Object.entries(TRAINER_SETTINGS).map(([k, s]) => [k, s.schema])),
+  DATABASE_URL: {
+    flag: undefined,
+    schema: z.string({ error: 'is required: the trainer process shares a PostgreSQL database with the servers (with the embedded database the server trains by itself)' }).regex(/^postgres(ql)?:\/\//, { error: 'must start with postgres:// or postgresql://' }),
+    doc: 'the PostgreSQL database shared with the servers',
+  },
+  STATE_DIR: STATE_DIR_SETTING,
+  LOG_LEVEL: LOG_LEVEL_SETTING,
+  ...TRAINER_SETTINGS,
 };
 
-const env = Object.fromEntries(Object.entries(process.env).map(([k, v]) => [k, v === '' ? undefined : v]));
-const problems: string[] = [];
-const values: Record<string, unknown> = {};
-for (const [key, schema] of Object.entries(SETTINGS)) {
-  const parsed = (schema as z.ZodType).safeParse(env[key]);
-  if (parsed.success) values[key] = parsed.data;
-  else problems.push(`${key}=${JSON.stringify(env[key] ?? null)}: ${parsed.error.issues[0].message}`);
-}
-let config: ReturnType<typeof trainerConfigFrom> | undefined;
-if (problems.length === 0) {
+function configure() {
+  const { values, problems } = readSettings(SETTINGS, { env: process.env });
+  if (problems.length > 0) throw new ConfigError(problems);
   try {
-    config = trainerConfigFrom(values as TrainerSettingValues, { stateDir: String(values.STATE_DIR), cwd: process.cwd() });
+    return { ...values, trainer: trainerConfigFrom(values, { stateDir: values.STATE_DIR, cwd: process.cwd() }) };
   } catch (err) {
-    problems.push((err as Error).message);
+    throw new ConfigError([(err as Error).message]);
   }
 }
-if (!config || problems.length > 0) {
-  process.stderr.write(`invalid configuration:\n  ${problems.join('\n  ')}\n`);
-  process.exit(2);
-}
 
-const log = pino({ level: String(values.LOG_LEVEL), base: { pid: process.pid, component: 'trainer' }, timestamp: pino.stdTimeFunctions.isoTime });
-try {
-  const database = await openDatabase({ databaseUrl: String(values.DATABASE_URL), stateDir: String(values.STATE_DIR), poolSize: 3, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') });
-  for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
-  const trainer = new OnlineTrainer({ db: database.db, connectionString: database.connectionString, config, log });
-  const wakeUp = listen(database.connectionString!, [CHANNELS.runs], {
-    onNotify: () => trainer.wake(),
-    onReconnect: () => trainer.wake(),
-    onError: (err) => log.warn({ err }, `LISTEN connection: ${err.message}`),
-  });
-  trainer.start();
-  log.info({ min_new_pairs: config.minNewFeedback, interval_s: config.intervalSec, checkpoints: config.checkpointDir }, 'trainer started');
-  let signals = 0;
-  const stop = (signal: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(1);
-    log.info({ signal }, 'stopping (a running run is cancelled)');
-    void (async () => {
+await runEntryPoint({
+  configure,
+  logger: (settings) => createLogger(settings.LOG_LEVEL, { component: 'trainer' }),
+  stopping: 'stopping (a running run is cancelled)',
+  async start(settings, log) {
+    const config = settings.trainer;
+    const database = await openDatabase({ databaseUrl: settings.DATABASE_URL, stateDir: settings.STATE_DIR, poolSize: 3, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') });
+    for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
+    const trainer = new OnlineTrainer({ db: database.db, connectionString: database.connectionString, config, log });
+    const wakeUp = listen(database.connectionString!, [CHANNELS.runs], {
+      onNotify: () => trainer.wake(),
+      onReconnect: () => trainer.wake(),
+      onError: (err) => log.warn({ err }, `LISTEN connection: ${err.message}`),
+    });
+    trainer.start();
+    log.info({ min_new_pairs: config.minNewFeedback, interval_s: config.intervalSec, checkpoints: config.checkpointDir }, 'trainer started');
+    return async () => {
       await trainer.stop();
       await wakeUp.close();
       await database.close();
       log.info('stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-} catch (err) {
-  log.fatal({ err }, `start-up failed: ${(err as Error).message}`);
-  process.exitCode = 1;
-  setTimeout(() => process.exit(1), 100).unref();
-}
+    };
+  },
+});

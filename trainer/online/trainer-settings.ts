@@ -1,7 +1,7 @@
 /**
  * The online trainer's settings, read from the environment by the server (embedded trainer) and by
  * `npm run trainer` alike. `TRAINER_SETTINGS` has the server config's shape (variable → flag, schema,
- * doc), so the server lists them with its own and the README's table covers both.
+ * doc), so the server lists them with its own and docs/configuration.md's table covers both.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -44,7 +44,7 @@ export const TRAINER_SETTINGS = {
   TRAIN_CONFIG: { flag: undefined, schema: z.string().min(1).optional(), doc: 'run settings as JSON, or @file.json: {"ppo": {"iterations": 20}, "rm": {"maxSteps": 100}, "gate": {...}, "timeBudgetSec": 1800, ...} (see trainer/online/run-config.ts)' },
 } as const;
 
-export type TrainerSettingValues = { [K in keyof typeof TRAINER_SETTINGS]: z.output<(typeof TRAINER_SETTINGS)[K]['schema']> };
+type TrainerSettingValues = { [K in keyof typeof TRAINER_SETTINGS]: z.output<(typeof TRAINER_SETTINGS)[K]['schema']> };
 
 /** Builds the trainer config from validated values; TRAIN_CONFIG problems are thrown as one message. */
 export function trainerConfigFrom(v: TrainerSettingValues, { stateDir, cwd }: { stateDir: string; cwd: string }): TrainerConfig {

@@ -6,14 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export interface AdamWConfig {
+interface AdamWConfig {
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
 interface Slot {
   variable: tf.Variable;

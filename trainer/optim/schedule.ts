@@ -1,5 +1,5 @@
 /** Learning rate: linear warm-up, then cosine decay to `minLr` at `totalSteps` (Loshchilov & Hutter 2017). */
-export interface LrSchedule {
+interface LrSchedule {
   lr: number;
   minLr: number;
   warmupSteps: number;

@@ -1,5 +1,5 @@
 /** Splits a batch by rows into `n` contiguous shards (fewer when it has fewer rows). */
-import type { Batch } from '../batches.ts';
+import type { Batch } from '../batching/batches.ts';
 
 export function shardBatch(b: Batch, n: number): Batch[] {
   const shards: Batch[] = [];

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'node:worker_threads';
 import type { GPT } from '../../model/gpt/gpt.ts';
-import type { Batch } from '../batches.ts';
+import type { Batch } from '../batching/batches.ts';
 import { clipByGlobalNorm, type AdamW } from '../optim/adamw.ts';
 import type { StepResult } from '../train-step.ts';
 import { shardBatch } from './batch-shards.ts';

@@ -4,7 +4,7 @@
  * prefixes, the order does not change).
  */
 import type { GPTConfig } from '../../model/gpt/config.ts';
-import type { Batch } from '../batches.ts';
+import type { Batch } from '../batching/batches.ts';
 
 export interface GradWorkerData {
   module: string;

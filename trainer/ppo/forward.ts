@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import { selectedLogProbs, entropy } from '../../model/gpt/logprobs.ts';
 import { embedding } from '../../model/gpt/ops.ts';
-import { padRight } from '../sequences.ts';
+import { padRight } from '../batching/padding.ts';
 
-export interface ActionBatch {
+interface ActionBatch {
   ids: Int32Array;
   rows: number;
   cols: number;

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { AdamW, clipByGlobalNorm } from '../optim/adamw.ts';
 import type { PpoConfig } from './config.ts';
 import { actionRange, type Experience } from './experience.ts';
@@ -20,7 +20,7 @@ import { policyLoss, valueLoss } from './losses.ts';
 import type { RewardSource } from './reward-source.ts';
 import { sampleReplies } from './rollout.ts';
 
-export interface PpoModels {
+interface PpoModels {
   policy: GPT;
   reference: GPT;
   value: GPT;
@@ -45,7 +45,7 @@ export interface IterationMetrics {
   seconds: { rollout: number; score: number; update: number };
 }
 
-export class PpoError extends Error {
+class PpoError extends Error {
   override readonly name = 'PpoError';
 }
 

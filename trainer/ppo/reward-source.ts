@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 import { exchangeIds, scoreSequences } from '../reward/reward-model.ts';
 
@@ -22,7 +22,7 @@ export interface RewardSource {
   dispose(): void;
 }
 
-export type RewardFunction = (prompt: string, reply: string) => number | Promise<number>;
+type RewardFunction = (prompt: string, reply: string) => number | Promise<number>;
 
 /** The prompt as text for a reward function: the last user turn. */
 function promptText(prompt: ChatMessage[]): string {

@@ -11,7 +11,7 @@ import { createDecoder } from '../../model/decode/generate.ts';
 import { parseDecodeOptions } from '../../model/decode/options.ts';
 import type { ChatMessage, Tokenizer } from '../../model/tokenizer/index.ts';
 
-export interface Rollout {
+interface Rollout {
   promptIds: number[];
   /** Reply tokens plus the end-of-turn when the reply ended. */
   actions: number[];

@@ -29,7 +29,7 @@ export interface RatedReply {
   source: string;
 }
 
-export interface PairFileSummary {
+interface PairFileSummary {
   path: string;
   pairs: number;
   malformed: number;

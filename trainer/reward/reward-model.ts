@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../../model/gpt/gpt.ts';
 import { embedding } from '../../model/gpt/ops.ts';
 import { renderConversation, type ChatMessage, type Tokenizer } from '../../model/tokenizer/index.ts';
-import { keepTail, padRight, type PaddedBatch } from '../sequences.ts';
+import { keepTail, padRight, type PaddedBatch } from '../batching/padding.ts';
 
 /** A new model with a scalar head whose trunk is a copy of `policy`'s (the head starts near 0). */
 export function scalarModelFromTrunk(policy: GPT, prefix?: string): GPT {

@@ -6,23 +6,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
-import { permutation } from '../batches.ts';
+import { permutation } from '../batching/batches.ts';
 import { AdamW, clipByGlobalNorm } from '../optim/adamw.ts';
 import { learningRate } from '../optim/schedule.ts';
 import type { ProgressReporter } from '../progress.ts';
-import type { LoopConfig } from '../train-loop.ts';
-import { padRight } from '../sequences.ts';
+import { padRight } from '../batching/padding.ts';
+import type { RmTrainConfig } from './config.ts';
 import { bradleyTerryLoss, centeringLoss, pointwiseLoss } from './losses.ts';
 import type { PreferencePair, RatedReply } from './pairs.ts';
 import { exchangeIds, lastTokenScores, scoreSequences } from './reward-model.ts';
-
-/** The loop settings the LM stages use (no eval/checkpoint cadence: evaluation runs at the end), plus the losses' weights. */
-export type RmTrainConfig = Pick<LoopConfig, 'epochs' | 'maxSteps' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'gradClip' | 'seed'> & {
-  /** Bradley-Terry margin. */
-  margin: number;
-  pointwiseWeight: number;
-  centeringWeight: number;
-};
 
 export interface SourceEval {
   accuracy: number;

@@ -4,7 +4,7 @@
  * written atomically.
  */
 import { z } from 'zod';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 
 export const ExportStageSchema = z
   .object({
@@ -13,7 +13,7 @@ export const ExportStageSchema = z
     json: z.boolean().default(false),
   })
   .strict();
-export type ExportStageConfig = z.infer<typeof ExportStageSchema>;
+type ExportStageConfig = z.infer<typeof ExportStageSchema>;
 
 export async function runExportStage(cfg: ExportStageConfig): Promise<{ out: string; step: number; sha256: string }> {
   const { model, tokenizer, meta } = await loadModel(cfg.from);

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import { PpoConfigSchema } from '../ppo/config.ts';
@@ -15,8 +15,8 @@ import { PpoTrainer, type IterationMetrics } from '../ppo/ppo-trainer.ts';
 import { loadRewardCheckpoint, loadRewardModule, type RewardSource } from '../ppo/reward-source.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
-import { permutation } from '../batches.ts';
-import { corpusDirOf, runDir, runFields } from './common.ts';
+import { permutation } from '../batching/batches.ts';
+import { corpusDirOf, runDir, runFields } from './stage-config.ts';
 
 export const PpoStageSchema = PpoConfigSchema.extend({
   corpusDir: runFields.corpusDir,
@@ -27,10 +27,10 @@ export const PpoStageSchema = PpoConfigSchema.extend({
   rewardModule: z.string().default('').describe('module whose default export is (prompt, reply) => number'),
   prompts: z.string().default('').describe('JSONL ({"prompt": ...} or {"messages": [...]}) or text, one prompt per line'),
 }).strict();
-export type PpoStageConfig = z.infer<typeof PpoStageSchema>;
+type PpoStageConfig = z.infer<typeof PpoStageSchema>;
 
 /** Used when neither a prompts file nor the dialogue corpus is available, so the command always runs. */
-export const BUILT_IN_PROMPTS = [
+const BUILT_IN_PROMPTS = [
   'how are you ?', 'what is your name ?', 'where are you going ?', 'do you want to come with me ?', 'what happened ?',
   'tell me about yourself .', 'are you ok ?', 'what do you think ?', 'who are you ?', 'why did you do that ?',
   'can you help me ?', 'what time is it ?', 'i love you .', 'where were you last night ?', 'what do you want ?', 'good morning .',

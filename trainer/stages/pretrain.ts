@@ -8,12 +8,14 @@ import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { gptConfig, PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { Tokenizer } from '../../model/tokenizer/index.ts';
-import { packedSource } from '../batches.ts';
+import { packedSource } from '../batching/batches.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { resumedConfig, corpusDirOf, loopFields, packDocuments, pickLoop, pretrainDocuments, runDir, runFields, wikiTestDocuments } from './common.ts';
+import { packDocuments } from '../batching/pack-documents.ts';
+import { pretrainDocuments, wikiTestDocuments } from '../data/pretrain-text.ts';
+import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const PretrainStageSchema = z
   .object({
@@ -25,7 +27,7 @@ export const PretrainStageSchema = z
     ...loopFields({ epochs: 2, maxSteps: 0, batchSize: 16, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 8, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
-export type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
+type PretrainStageConfig = z.infer<typeof PretrainStageSchema>;
 
 export async function runPretrainStage(given: PretrainStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
   let cfg = given;

@@ -6,13 +6,14 @@
  * the per-source held-out accuracy.
  */
 import { z } from 'zod';
-import { loadModel, saveModel } from '../../model/model-checkpoint.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { bootstrapPairs, readPairsJsonl, type PreferencePair } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
+import { RmTrainConfigSchema } from '../reward/config.ts';
 import { trainRewardModel, type RmTrainResult } from '../reward/rm-train.ts';
-import { corpusDirOf, runDir, runFields } from './common.ts';
+import { corpusDirOf, runDir, runFields } from './stage-config.ts';
 
 export const RmStageSchema = z
   .object({
@@ -25,21 +26,10 @@ export const RmStageSchema = z
     bootstrapFromCorpus: z.boolean().default(false).describe('add bootstrap pairs from the Cornell training split'),
     maxPairs: z.number().int().min(1).default(20000).describe('cap per source'),
     heldOutShare: z.number().min(0).max(0.5).default(0.1),
-    epochs: z.number().int().min(1).default(1),
-    maxSteps: z.number().int().min(0).default(0),
-    batchSize: z.number().int().min(1).max(256).default(16).describe('pairs per step'),
-    lr: z.number().positive().max(1).default(3e-4),
-    minLr: z.number().min(0).default(3e-5),
-    warmupSteps: z.number().int().min(0).default(20),
-    weightDecay: z.number().min(0).max(1).default(0.01),
-    gradClip: z.number().min(0).default(1),
-    margin: z.number().min(0).default(0).describe('Bradley-Terry margin'),
-    pointwiseWeight: z.number().min(0).default(1).describe('weight of the single-rating loss'),
-    centeringWeight: z.number().min(0).default(0.01).describe('weight of the mean r^2 term'),
-    seed: z.number().int().min(0).default(1),
+    ...RmTrainConfigSchema.shape,
   })
   .strict();
-export type RmStageConfig = z.infer<typeof RmStageSchema>;
+type RmStageConfig = z.infer<typeof RmStageSchema>;
 
 /** Deterministic held-out split: every k-th pair of each source. */
 function split(pairs: PreferencePair[], share: number): { train: PreferencePair[]; heldOut: PreferencePair[] } {

@@ -5,12 +5,13 @@
  */
 import { z } from 'zod';
 import { checkpointHasResume } from '../../model/checkpoint/index.ts';
-import { loadModel } from '../../model/model-checkpoint.ts';
-import { sequenceSource, type MaskedSequence } from '../batches.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
+import { sequenceSource, type MaskedSequence } from '../batching/batches.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { resumedConfig, corpusDirOf, dialogueSequences, loopFields, pickLoop, runDir, runFields } from './common.ts';
+import { dialogueSequences } from '../batching/dialogue-sequences.ts';
+import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const SftStageSchema = z
   .object({
@@ -20,7 +21,7 @@ export const SftStageSchema = z
     ...loopFields({ epochs: 1, maxSteps: 0, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 50, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 16, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
-export type SftStageConfig = z.infer<typeof SftStageSchema>;
+type SftStageConfig = z.infer<typeof SftStageSchema>;
 
 export async function runSftStage(given: SftStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string }> {
   let cfg = given;

@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { trainBpe } from '../../model/tokenizer/index.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
-import { corpusDirOf, pretrainDocuments, runDir } from './common.ts';
+import { pretrainDocuments } from '../data/pretrain-text.ts';
+import { corpusDirOf, runDir } from './stage-config.ts';
 
 export const TokenizerStageSchema = z
   .object({
@@ -20,7 +21,7 @@ export const TokenizerStageSchema = z
     json: z.boolean().default(false),
   })
   .strict();
-export type TokenizerStageConfig = z.infer<typeof TokenizerStageSchema>;
+type TokenizerStageConfig = z.infer<typeof TokenizerStageSchema>;
 
 export async function runTokenizerStage(cfg: TokenizerStageConfig, log: (line: string) => void): Promise<{ path: string; vocabSize: number; chars: number; seconds: number }> {
   const t0 = performance.now();

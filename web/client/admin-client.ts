@@ -3,7 +3,7 @@
  * feedback counts and the JSONL export.
  *
  * `AdminStats` and `TrainingRunInfo` are the shapes this client reads; they mirror the database rows
- * (server/db/schema.ts) until protocol.ts declares them.
+ * (db/schema.ts) until protocol.ts declares them.
  */
 import type { ModelVersionInfo } from '../../server/protocol.ts';
 import { ChatError } from './errors.ts';

@@ -20,78 +20,22 @@ import type {
   RatedFrame,
   RequestId,
   ServerFrame,
-  SessionResponse,
 } from '../../server/protocol.ts';
 import { ChatError } from './errors.ts';
-import { request, requestJson, type FetchFn } from './http.ts';
+import type { ChatClientEvents, ChatClientOptions, ChatOptions, ConnectionStatus, GenerateOptions, WebSocketConstructor, WebSocketLike } from './client-options.ts';
 import { ReplyStream } from './reply-stream.ts';
-
-/** What the client needs of a WebSocket: the browser's, or the `ws` package's in Node. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  // Handlers are typed by the client's own functions (events: { data } for message, { code, reason } for close).
-  onopen: ((ev: never) => unknown) | null;
-  onmessage: ((ev: never) => unknown) | null;
-  onclose: ((ev: never) => unknown) | null;
-  onerror: ((ev: never) => unknown) | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-export interface ChatClientOptions {
-  /** The server, e.g. `http://localhost:8080`. In a browser: the page's origin by default. */
-  url?: string;
-  /** A session token from `POST /api/session`; without one a new anonymous session is made. */
-  token?: string;
-  /** The WebSocket class: the browser's by default; in Node 20 pass the `ws` package's default export. */
-  WebSocket?: WebSocketConstructor;
-  fetch?: FetchFn;
-  /** Reconnect delays (exponential backoff with jitter); `false`: no automatic reconnect. */
-  reconnect?: false | { minDelayMs?: number; maxDelayMs?: number };
-}
-
-export type ConnectionStatus = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-export interface ChatClientEvents {
-  status: ConnectionStatus;
-  /** The policy version serving new requests. */
-  model: number;
-  /** A new session was issued (the previous token was no longer valid). */
-  session: SessionResponse;
-  /** A server error not tied to any request of this client, or an unreadable frame. */
-  error: ChatError;
-}
-
-export interface GenerateOptions {
-  decoding?: Decoding;
-}
-
-export interface ChatOptions extends GenerateOptions {
-  /** Omitted: a new conversation. */
-  conversationId?: number;
-  /** The message the new user message answers; omitted: the conversation's newest; null: a new root. */
-  parentId?: number | null;
-}
+import { Outbox, requestKey, requestKeys } from './outbox.ts';
+import { ClientSession } from './session.ts';
 
 interface PendingCall {
   resolve(frame: RatedFrame | ChosenFrame): void;
   reject(err: ChatError): void;
 }
 
-interface Outgoing {
-  frame: ClientFrame;
-  /** Request ids this frame opens (two for compare). */
-  keys: string[];
-}
-
-const key = (id: RequestId) => JSON.stringify(id);
-
 export class ChatClient {
   readonly url: string;
-  private token: string | undefined;
   private readonly WS: WebSocketConstructor;
-  private readonly fetchFn: FetchFn;
+  private readonly session: ClientSession;
   private readonly delays: { min: number; max: number } | null;
 
   private socket: WebSocketLike | null = null;
@@ -101,7 +45,7 @@ export class ChatClient {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private lastError: ChatError | null = null;
   private nextId = 1;
-  private readonly outbox: Outgoing[] = [];
+  private readonly outbox = new Outbox();
   /** Request ids sent on the current socket (what a drop interrupts). */
   private readonly sent = new Set<string>();
   private readonly streams = new Map<string, ReplyStream>();
@@ -121,11 +65,10 @@ export class ChatClient {
     const url = opts.url ?? origin;
     if (!url) throw new TypeError('ChatClient: `url` is required outside a browser (e.g. http://localhost:8080)');
     this.url = url.replace(/\/+$/, '');
-    this.token = opts.token;
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError("ChatClient: no global WebSocket here; pass one, e.g. `import WebSocket from 'ws'` and { WebSocket }");
     this.WS = WS;
-    this.fetchFn = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.session = new ClientSession(this.url, opts.fetch ?? ((input, init) => globalThis.fetch(input, init)), opts.token, (session) => this.emit('session', session));
     this.delays = opts.reconnect === false ? null : { min: opts.reconnect?.minDelayMs ?? 500, max: opts.reconnect?.maxDelayMs ?? 10_000 };
   }
 
@@ -148,7 +91,7 @@ export class ChatClient {
 
   /** The session token in use (undefined until the first connection attempt has one). */
   get sessionToken(): string | undefined {
-    return this.token;
+    return this.session.token;
   }
 
   on<K extends keyof ChatClientEvents>(type: K, listener: (value: ChatClientEvents[K]) => void): () => void {
@@ -243,12 +186,11 @@ export class ChatClient {
 
   /** Stops a running generation (its `done` says "cancelled"). */
   cancel(id: RequestId): void {
-    const k = key(id);
-    const queued = this.outbox.findIndex((o) => o.keys.includes(k));
-    if (queued >= 0) {
+    const k = requestKey(id);
+    const queued = this.outbox.take(k);
+    if (queued) {
       // Never sent: nothing runs on the server. (A compare's other side is dropped with it.)
-      const [item] = this.outbox.splice(queued, 1);
-      for (const other of item.keys) this.finishWithError(other, new ChatError('disconnected', 'cancelled before it reached the server'));
+      for (const other of queued) this.finishWithError(other, new ChatError('disconnected', 'cancelled before it reached the server'));
       return;
     }
     if (this.streams.has(k)) this.send({ type: 'cancel', id });
@@ -269,54 +211,23 @@ export class ChatClient {
   // REST -------------------------------------------------------------------------------------------
 
   async listConversations(): Promise<ConversationSummary[]> {
-    return (await this.rest<{ conversations: ConversationSummary[] }>('/api/conversations')).conversations;
+    return (await this.session.rest<{ conversations: ConversationSummary[] }>('/api/conversations')).conversations;
   }
 
   getConversation(id: number): Promise<ConversationDetail> {
-    return this.rest<ConversationDetail>(`/api/conversations/${id}`);
+    return this.session.rest<ConversationDetail>(`/api/conversations/${id}`);
   }
 
   renameConversation(id: number, title: string): Promise<ConversationSummary> {
-    return this.rest<ConversationSummary>(`/api/conversations/${id}`, { method: 'PATCH', body: { title } });
+    return this.session.rest<ConversationSummary>(`/api/conversations/${id}`, { method: 'PATCH', body: { title } });
   }
 
   async deleteConversation(id: number): Promise<void> {
-    await this.rest<void>(`/api/conversations/${id}`, { method: 'DELETE' });
+    await this.session.rest<void>(`/api/conversations/${id}`, { method: 'DELETE' });
   }
 
   listModels(): Promise<{ serving: number | null; versions: ModelVersionInfo[] }> {
-    return this.rest('/api/models');
-  }
-
-  private async rest<T>(path: string, opts: { method?: string; body?: unknown } = {}): Promise<T> {
-    await this.ensureSession(false);
-    return requestJson<T>(this.fetchFn, this.url + path, { ...opts, token: this.token });
-  }
-
-  // Connection -------------------------------------------------------------------------------------
-
-  private sessionCheck: Promise<void> | null = null;
-
-  /** A valid token (one check or creation at a time, so that parallel callers share one session). */
-  private ensureSession(validate: boolean): Promise<void> {
-    if (this.token && !validate) return Promise.resolve();
-    this.sessionCheck ??= this.checkSession(validate).finally(() => (this.sessionCheck = null));
-    return this.sessionCheck;
-  }
-
-  private async checkSession(validate: boolean): Promise<void> {
-    if (this.token && validate) {
-      try {
-        await request(this.fetchFn, `${this.url}/api/session`, { token: this.token });
-      } catch (err) {
-        if (!(err instanceof ChatError && err.code === 'unauthorized')) throw err;
-        this.token = undefined;
-      }
-    }
-    if (this.token) return;
-    const session = await requestJson<SessionResponse>(this.fetchFn, `${this.url}/api/session`, { method: 'POST' });
-    this.token = session.token;
-    this.emit('session', session);
+    return this.session.rest('/api/models');
   }
 
   private async openSocket(): Promise<void> {
@@ -324,13 +235,13 @@ export class ChatClient {
     this.setStatus(this.everOpened ? 'reconnecting' : 'connecting');
     try {
       // After a failed attempt, check the token too: a server with a fresh database forgets sessions.
-      await this.ensureSession(this.attempt > 0);
+      await this.session.ensure(this.attempt > 0);
     } catch (err) {
       this.lastError = err instanceof ChatError ? err : new ChatError('network', String(err));
       return this.scheduleRetry();
     }
     if (this.statusValue === 'closed') return;
-    const wsUrl = `${this.url.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(this.token!)}`;
+    const wsUrl = `${this.url.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(this.session.token!)}`;
     let ws: WebSocketLike;
     try {
       ws = new this.WS(wsUrl);
@@ -397,13 +308,13 @@ export class ChatClient {
         this.emit('model', frame.version);
         return;
       case 'start':
-        this.streams.get(key(frame.id))?.handleStart(frame);
+        this.streams.get(requestKey(frame.id))?.handleStart(frame);
         return;
       case 'delta':
-        this.streams.get(key(frame.id))?.handleDelta(frame.text);
+        this.streams.get(requestKey(frame.id))?.handleDelta(frame.text);
         return;
       case 'done': {
-        const k = key(frame.id);
+        const k = requestKey(frame.id);
         this.streams.get(k)?.handleDone(frame);
         this.streams.delete(k);
         this.sent.delete(k);
@@ -412,7 +323,7 @@ export class ChatClient {
       case 'rated':
       case 'chosen': {
         if (frame.id === undefined) return;
-        const k = key(frame.id);
+        const k = requestKey(frame.id);
         this.calls.get(k)?.resolve(frame);
         this.calls.delete(k);
         this.sent.delete(k);
@@ -420,7 +331,7 @@ export class ChatClient {
       }
       case 'error': {
         const err = new ChatError(frame.code, frame.message);
-        if (frame.id === undefined || !this.finishWithError(key(frame.id), err)) this.emit('error', err);
+        if (frame.id === undefined || !this.finishWithError(requestKey(frame.id), err)) this.emit('error', err);
         return;
       }
     }
@@ -441,7 +352,7 @@ export class ChatClient {
   /** Fails what the dropped socket carried; with `all`, also what waits in the outbox. */
   private failInFlight(err: ChatError, all: boolean): void {
     for (const k of [...this.sent]) this.finishWithError(k, err);
-    if (all) for (const item of this.outbox.splice(0)) for (const k of item.keys) this.finishWithError(k, err);
+    if (all) for (const item of this.outbox.drain()) for (const k of item.keys) this.finishWithError(k, err);
   }
 
   private newId(): string {
@@ -450,12 +361,12 @@ export class ChatClient {
 
   private newStream(): ReplyStream {
     const stream = new ReplyStream(this.newId(), (id) => this.cancel(id));
-    this.streams.set(key(stream.id), stream);
+    this.streams.set(requestKey(stream.id), stream);
     return stream;
   }
 
   private call<T extends RatedFrame | ChosenFrame>(id: string, frame: ClientFrame): Promise<T> {
-    const promise = new Promise<T>((resolve, reject) => this.calls.set(key(id), { resolve: resolve as PendingCall['resolve'], reject }));
+    const promise = new Promise<T>((resolve, reject) => this.calls.set(requestKey(id), { resolve: resolve as PendingCall['resolve'], reject }));
     this.enqueue(frame);
     return promise;
   }
@@ -463,17 +374,17 @@ export class ChatClient {
   private enqueue(frame: ClientFrame): void {
     if (this.statusValue === 'closed') {
       const err = new ChatError('disconnected', 'the client was closed');
-      for (const k of idsOf(frame)) this.finishWithError(k, err);
+      for (const k of requestKeys(frame)) this.finishWithError(k, err);
       return;
     }
-    this.outbox.push({ frame, keys: idsOf(frame) });
+    this.outbox.push(frame);
     this.flush();
   }
 
   private flush(): void {
     const ws = this.socket;
-    while (ws && this.statusValue === 'open' && this.outbox.length > 0) {
-      const item = this.outbox.shift()!;
+    if (!ws || this.statusValue !== 'open') return;
+    for (const item of this.outbox.drain()) {
       for (const k of item.keys) this.sent.add(k);
       ws.send(JSON.stringify(item.frame));
     }
@@ -482,16 +393,5 @@ export class ChatClient {
   /** Control frames (cancel) are only useful on the socket that carries the request. */
   private send(frame: ClientFrame): void {
     if (this.socket && this.statusValue === 'open') this.socket.send(JSON.stringify(frame));
-  }
-}
-
-function idsOf(frame: ClientFrame): string[] {
-  switch (frame.type) {
-    case 'compare':
-      return [key(frame.a.id), key(frame.b.id)];
-    case 'cancel':
-      return [];
-    default:
-      return frame.id === undefined ? [] : [key(frame.id)];
   }
 }

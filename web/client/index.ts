@@ -1,5 +1,6 @@
 // The chat server's typed client: WebSocket chat (browser and Node) and the admin REST routes.
-export { ChatClient, type ChatClientEvents, type ChatClientOptions, type ChatOptions, type ConnectionStatus, type GenerateOptions, type WebSocketConstructor, type WebSocketLike } from './chat-client.ts';
+export { ChatClient } from './chat-client.ts';
+export type { ChatClientEvents, ChatClientOptions, ChatOptions, ConnectionStatus, GenerateOptions, WebSocketConstructor, WebSocketLike } from './client-options.ts';
 export { ReplyStream } from './reply-stream.ts';
 export { ChatError, plainWords, type ClientErrorCode } from './errors.ts';
 export type * from '../../server/protocol.ts';

@@ -17,7 +17,7 @@ import { checkPromptSize, resolveDecoding } from '../../validation.ts';
 import { readJson } from '../body.ts';
 import { chatMessages, CompletionRequestSchema, decodingOf } from './schema.ts';
 
-export const MODEL_ID = 'rlhf-chat';
+const MODEL_ID = 'rlhf-chat';
 
 type Event = { type: 'delta'; text: string } | { type: 'done'; result: ReplyResult } | { type: 'error'; error: ApiError };
 

@@ -39,7 +39,7 @@ export const CompletionRequestSchema = z.object({
   top_k: opt(z.number()),
 });
 
-export type CompletionRequest = z.output<typeof CompletionRequestSchema>;
+type CompletionRequest = z.output<typeof CompletionRequestSchema>;
 
 export function chatMessages(req: CompletionRequest): ChatMessage[] {
   return req.messages.map((m) => ({

@@ -6,9 +6,11 @@
  */
 import type { Choice, ConversationSummary, WireMessage } from '../../../server/protocol.ts';
 import { ChatClient, plainWords, type ReplyStream } from '../../client/index.ts';
-import { byId, copyText, h } from '../shared/dom.ts';
+import { byId, copyText, h, syncChildren } from '../shared/dom.ts';
 import { icon } from '../shared/icons.ts';
+import { compareBlock, type Comparison } from './compare-view.ts';
 import { MessageView, type ReplyActions } from './message-view.ts';
+import { autoGrow, closeSidebarOnPhone, wireControls } from './page-controls.ts';
 import { COMPARE_PRESETS, settingsPanel, toDecoding } from './settings.ts';
 import { Thread } from './thread.ts';
 import '../shared/base.css';
@@ -28,10 +30,7 @@ const alertsEl = byId('alerts');
 const announcer = byId('announcer');
 const compareToggle = byId<HTMLInputElement>('compare-toggle');
 const comparePreset = byId<HTMLSelectElement>('compare-preset');
-const settingsBtn = byId<HTMLButtonElement>('toggle-settings');
 const settingsEl = byId('settings');
-const sidebarBtn = byId<HTMLButtonElement>('toggle-sidebar');
-const sidebarEl = byId('sidebar');
 
 const client = new ChatClient();
 const settings = settingsPanel(settingsEl, () => {});
@@ -39,14 +38,6 @@ const settings = settingsPanel(settingsEl, () => {});
 interface Running {
   thread: Thread;
   stream: ReplyStream;
-}
-
-interface Comparison {
-  thread: Thread;
-  user: WireMessage;
-  a: WireMessage;
-  b: WireMessage;
-  choice: Choice | null;
 }
 
 let conversations: ConversationSummary[] = [];
@@ -84,7 +75,8 @@ function render(): void {
   const threadBusy = busy(current);
   for (const m of current.path()) {
     if (comparison && comparison.thread === current && (m === comparison.a || m === comparison.b) && current.messages.get(comparison.a.id) === comparison.a && current.messages.get(comparison.b.id) === comparison.b) {
-      nodes.push(compareBlock(comparison, threadBusy));
+      const sides = [comparison.a, comparison.b].map((m, i) => viewFor(m).update(m, { index: 1, count: 1, streaming: isStreaming(m), busy: threadBusy, label: i === 0 ? 'Reply A' : 'Reply B', inCompare: true }).el);
+      nodes.push(compareBlock(comparison, sides, isStreaming, choose));
       break;
     }
     const sibs = current.siblings(m.id);
@@ -107,39 +99,6 @@ const emptyState = h(
   h('p', {}, 'Ask anything. Rate replies with thumbs up or down: your ratings teach the model.'),
   h('p', { class: 'muted' }, 'Enter sends, Shift+Enter adds a new line.'),
 );
-
-/** Replaces `parent`'s children only when they differ (moving a focused node would blur it). */
-function syncChildren(parent: HTMLElement, nodes: HTMLElement[]): void {
-  const now = [...parent.children];
-  if (now.length === nodes.length && now.every((n, i) => n === nodes[i])) return;
-  parent.replaceChildren(...nodes);
-}
-
-const CHOICES: { choice: Choice; label: string }[] = [
-  { choice: 'a', label: 'A is better' },
-  { choice: 'b', label: 'B is better' },
-  { choice: 'tie', label: 'Tie' },
-  { choice: 'both_bad', label: 'Both bad' },
-];
-
-const compareEls = new WeakMap<Comparison, { el: HTMLElement; verdict: HTMLElement; buttons: HTMLButtonElement[] }>();
-
-function compareBlock(c: Comparison, threadBusy: boolean): HTMLElement {
-  let parts = compareEls.get(c);
-  if (!parts) {
-    const buttons = CHOICES.map(({ choice, label }) => h('button', { type: 'button', onclick: () => choose(c, choice) }, label));
-    const verdict = h('p', { class: 'verdict', role: 'status' });
-    const el = h('div', { class: 'compare', role: 'group', 'aria-label': 'Compare replies' }, h('div', { class: 'sides' }), h('div', { class: 'choices' }, ...buttons), verdict);
-    parts = { el, verdict, buttons };
-    compareEls.set(c, parts);
-  }
-  const sides = [c.a, c.b].map((m, i) => viewFor(m).update(m, { index: 1, count: 1, streaming: isStreaming(m), busy: threadBusy, label: i === 0 ? 'Reply A' : 'Reply B', inCompare: true }).el);
-  syncChildren(parts.el.querySelector('.sides')!, sides);
-  const ready = c.a.id > 0 && c.b.id > 0 && !isStreaming(c.a) && !isStreaming(c.b);
-  for (const b of parts.buttons) b.disabled = !ready || c.choice !== null;
-  parts.verdict.textContent = c.choice ? `Recorded: ${CHOICES.find((x) => x.choice === c.choice)!.label}. Thank you!` : ready ? 'Which reply is better?' : '';
-  return parts.el;
-}
 
 function renderList(): void {
   const items = conversations.map((c) => {
@@ -381,60 +340,7 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') client.reconnectNow();
 });
 
-// Controls -----------------------------------------------------------------------------------------
-
-function autoGrow(): void {
-  input.style.height = 'auto';
-  input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
-}
-
-function closeSidebarOnPhone(): void {
-  sidebarEl.classList.remove('open');
-  sidebarBtn.setAttribute('aria-expanded', 'false');
-}
-
-input.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    send();
-  }
-});
-input.addEventListener('input', autoGrow);
-composer.addEventListener('submit', (e) => {
-  e.preventDefault();
-  send();
-});
-stopBtn.addEventListener('click', stop);
-byId('new-chat').addEventListener('click', newChat);
-settingsBtn.addEventListener('click', () => {
-  settingsEl.hidden = !settingsEl.hidden;
-  settingsBtn.setAttribute('aria-expanded', String(!settingsEl.hidden));
-  if (!settingsEl.hidden) settingsEl.querySelector<HTMLElement>('select, input')?.focus();
-});
-sidebarBtn.addEventListener('click', () => {
-  const open = sidebarEl.classList.toggle('open');
-  sidebarBtn.setAttribute('aria-expanded', String(open));
-});
-document.addEventListener('keydown', (e) => {
-  if (e.key !== 'Escape') return;
-  if (!settingsEl.hidden) {
-    settingsEl.hidden = true;
-    settingsBtn.setAttribute('aria-expanded', 'false');
-    settingsBtn.focus();
-  }
-  closeSidebarOnPhone();
-});
-comparePreset.replaceChildren(...COMPARE_PRESETS.map((p) => h('option', { value: p.id }, p.label)));
-const syncCompare = () => {
-  comparePreset.hidden = !compareToggle.checked;
-  composer.classList.toggle('comparing', compareToggle.checked);
-  input.placeholder = compareToggle.checked ? 'Message for an A/B comparison (two replies side by side)' : 'Send a message';
-};
-compareToggle.addEventListener('change', syncCompare);
-syncCompare();
-
-byId('new-chat').prepend(icon('plus'));
-sidebarBtn.append(icon('menu'));
+wireControls({ send, stop, newChat });
 
 // Start --------------------------------------------------------------------------------------------
 

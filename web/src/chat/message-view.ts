@@ -15,7 +15,7 @@ export interface ReplyActions {
   switchSibling(m: WireMessage, step: -1 | 1): void;
 }
 
-export interface ViewState {
+interface ViewState {
   /** 1-based position among its siblings, and how many there are. */
   index: number;
   count: number;

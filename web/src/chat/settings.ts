@@ -9,7 +9,7 @@ const STORAGE_KEY = 'rlhf-chat:decoding';
 
 type Strategy = NonNullable<Decoding['strategy']>;
 
-export interface Settings {
+interface Settings {
   strategy: Strategy;
   max_new_tokens: number;
   repetition_penalty: number;
@@ -20,7 +20,7 @@ export interface Settings {
   length_penalty: number;
 }
 
-export const DEFAULT_SETTINGS: Settings = {
+const DEFAULT_SETTINGS: Settings = {
   strategy: 'sample',
   max_new_tokens: 64,
   repetition_penalty: 1.1,
@@ -54,7 +54,7 @@ const FIELDS: Field[] = [
 
 const STRATEGY_NAMES: Record<Strategy, string> = { greedy: 'Greedy', beam_search: 'Beam search', sample: 'Sampling' };
 
-export function loadSettings(): Settings {
+function loadSettings(): Settings {
   try {
     const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '{}') as Partial<Settings>;
     const merged = { ...DEFAULT_SETTINGS };

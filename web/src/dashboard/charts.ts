@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from '../shared/dom.ts';
 
-export interface SeriesSpec {
+interface SeriesSpec {
   label: string;
   color: string;
   /** Own y scale (e.g. KL beside reward). */

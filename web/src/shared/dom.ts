@@ -17,17 +17,18 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   return el;
 }
 
-export function append(parent: Node, ...children: Child[]): void {
+function append(parent: Node, ...children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
     parent.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
   }
 }
 
-/** Sets a boolean ARIA/HTML attribute. */
-export function flag(el: Element, name: string, on: boolean): void {
-  if (on) el.setAttribute(name, '');
-  else el.removeAttribute(name);
+/** Replaces `parent`'s children only when they differ (moving a focused node would blur it). */
+export function syncChildren(parent: HTMLElement, nodes: HTMLElement[]): void {
+  const now = [...parent.children];
+  if (now.length === nodes.length && now.every((n, i) => n === nodes[i])) return;
+  parent.replaceChildren(...nodes);
 }
 
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {

@@ -1,0 +1,184 @@
+// Opens the feedback store: PostgreSQL through a `pg` pool when DATABASE_URL is set, otherwise an
+// embedded PGlite persisted under `${stateDir}/pgdata`. Both speak the same SQL, so the repositories
+// and migrations do not care which one they get.
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  kind: DatabaseKind;
+  /** The PostgreSQL server's URL (postgres only): LISTEN and session locks need their own connection. */
+  connectionString?: string;
+  /** Closes the pool or the embedded database (idempotent). */
+  close(): Promise<void>;
+}
+
+interface OpenDatabaseOptions {
+  /** `postgres://…` or `postgresql://…`; unset or empty → embedded PGlite. */
+  databaseUrl?: string;
+  /** Where the embedded database lives (`${stateDir}/pgdata`); created when missing. */
+  stateDir: string;
+  /** Connections in the `pg` pool (default 10). */
+  poolSize?: number;
+  /**
+   * Errors of idle pooled connections (e.g. the server restarted). Without a listener `pg` would
+   * crash the process; the pool drops the broken connection either way. Default: a process warning.
+   */
+  onPoolError?: (error: Error) => void;
+}
+
+const INT8_OID = 20;
+
+/** int8 (ids, counts) as a JS number; refuses values that a number cannot hold exactly. */
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`int8 value ${text} exceeds Number.MAX_SAFE_INTEGER`);
+  return value;
+}
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const { databaseUrl, stateDir } = options;
+  if (databaseUrl) return openPostgres(databaseUrl, options);
+  return openPGlite(path.join(stateDir, 'pgdata'));
+}
+
+/** An empty in-memory PGlite database, for tests. Run the migrations before use. */
+export async function openMemoryDatabase(): Promise<DatabaseHandle> {
+  const pglite = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
+  await pglite.waitReady;
+  return pgliteHandle(pglite, async () => {});
+}
+
+async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    throw new Error('DATABASE_URL is not a valid URL (expected postgres://user@host:port/database)');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new Error(`DATABASE_URL must start with postgres:// or postgresql://, got ${url.protocol}//`);
+  }
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.poolSize ?? 10,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  pool.on('error', options.onPoolError ?? ((error) => process.emitWarning(`PostgreSQL pool: ${error.message}`)));
+  // Fail at start-up with a clear message rather than at the first request.
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    kind: 'postgres',
+    connectionString: databaseUrl,
+    close: () => (closing ??= db.destroy()),
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+  await mkdir(dataDir, { recursive: true });
+  const unlock = await lockDataDir(dataDir);
+  let pglite: PGlite;
+  try {
+    pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
+    await pglite.waitReady;
+  } catch (error) {
+    await unlock();
+    throw new Error(`cannot open the embedded database in ${dataDir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return pgliteHandle(pglite, unlock);
+}
+
+function pgliteHandle(pglite: PGlite, unlock: () => Promise<void>): DatabaseHandle {
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  let closing: Promise<void> | undefined;
+  return {
+    db,
+    kind: 'pglite',
+    close: () =>
+      (closing ??= (async () => {
+        try {
+          await db.destroy(); // closes PGlite if kysely has used it
+          if (!pglite.closed) await pglite.close();
+        } finally {
+          await unlock();
+        }
+      })()),
+  };
+}
+
+/**
+ * PGlite has no protection against two processes opening the same data directory, which corrupts it
+ * (e.g. `npm run migrate` while the server runs). A lock file holding the owner's pid refuses a second
+ * opener; a lock left by a dead process is taken over.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const lockPath = `${dataDir}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const file = await open(lockPath, 'wx');
+      await file.writeFile(`${process.pid}\n`);
+      await file.close();
+      return () => rm(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (await lockIsHeld(lockPath)) {
+        throw new Error(
+          `the embedded database in ${dataDir} is in use (lock ${lockPath}); stop the process using it, ` +
+            'or point DATABASE_URL at a PostgreSQL server to share one database between processes',
+        );
+      }
+      await rm(lockPath, { force: true });
+    }
+  }
+  throw new Error(`could not lock the embedded database in ${dataDir} (${lockPath})`);
+}
+
+/** Whether the process (or, for our own pid, this process: another thread) that wrote the lock lives. */
+async function lockIsHeld(lockPath: string): Promise<boolean> {
+  const [text, info] = await Promise.all([readFile(lockPath, 'utf8'), stat(lockPath)]).catch(() => []);
+  if (text === undefined || info === undefined) return false;
+  const owner = Number.parseInt(text, 10);
+  if (!Number.isInteger(owner) || owner <= 0) return false;
+  if (owner !== process.pid) return isAlive(owner);
+  // Our pid: written by this process (another thread, or an open not yet closed) if written since it
+  // started; otherwise left by an earlier process that had the same pid (containers reuse pids).
+  const processStart = Date.now() - process.uptime() * 1000;
+  return info.mtimeMs >= processStart - 1000;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function redactUrl(url: URL): string {
+  const copy = new URL(url.href);
+  if (copy.password) copy.password = '***';
+  return copy.href;
+}

@@ -1,0 +1,210 @@
+// The message tree: each message has a parent (the previous turn) in the same conversation;
+// regenerating a reply adds a sibling under the same parent.
+import { sql } from 'kysely';
+import type {
+  ChatTurn,
+  FinishReason,
+  JsonObject,
+  Message,
+  MessageRole,
+  MessageTimings,
+} from '../schema.ts';
+import { inTransaction, toJson, type Db } from '../util.ts';
+
+interface NewMessageInput {
+  conversationId: number;
+  /** The previous turn (same conversation); null or omitted for the first message. */
+  parentId?: number | null;
+  role: MessageRole;
+  /** Empty for a reply that is about to be generated (fill it in with updateMessage). */
+  content?: string;
+  modelVersionId?: number | null;
+  decoding?: JsonObject | null;
+  finishReason?: FinishReason | null;
+  promptTokens?: number | null;
+  completionTokens?: number | null;
+  timings?: MessageTimings | null;
+}
+
+/** What a finished reply fills in: everything of a new message except where it sits in the tree. */
+type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role'>;
+
+const jsonOrNull = (value: unknown) => (value == null ? null : toJson(value));
+
+/**
+ * Inserts a message and bumps its conversation's `updated_at`. A parent in another conversation is
+ * refused by the database (foreign key violation, 23503).
+ */
+export async function insertMessage(db: Db, m: NewMessageInput): Promise<Message> {
+  return inTransaction(db, async (trx) => {
+    const message = await trx
+      .insertInto('messages')
+      .values({
+        conversation_id: m.conversationId,
+        parent_id: m.parentId ?? null,
+        role: m.role,
+        content: m.content ?? '',
+        model_version_id: m.modelVersionId ?? null,
+        decoding: jsonOrNull(m.decoding),
+        finish_reason: m.finishReason ?? null,
+        prompt_tokens: m.promptTokens ?? null,
+        completion_tokens: m.completionTokens ?? null,
+        timings: jsonOrNull(m.timings),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await trx
+      .updateTable('conversations')
+      .set({ updated_at: sql`now()` })
+      .where('id', '=', m.conversationId)
+      .execute();
+    return message;
+  });
+}
+
+/** Updates a message (typically a reply when its generation ends); undefined when it does not exist. */
+export async function updateMessage(db: Db, id: number, patch: MessagePatch): Promise<Message | undefined> {
+  const set = {
+    ...(patch.content !== undefined && { content: patch.content }),
+    ...(patch.modelVersionId !== undefined && { model_version_id: patch.modelVersionId }),
+    ...(patch.decoding !== undefined && { decoding: jsonOrNull(patch.decoding) }),
+    ...(patch.finishReason !== undefined && { finish_reason: patch.finishReason }),
+    ...(patch.promptTokens !== undefined && { prompt_tokens: patch.promptTokens }),
+    ...(patch.completionTokens !== undefined && { completion_tokens: patch.completionTokens }),
+    ...(patch.timings !== undefined && { timings: jsonOrNull(patch.timings) }),
+  };
+  if (Object.keys(set).length === 0) return getMessage(db, id);
+  return db.updateTable('messages').set(set).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+export async function getMessage(db: Db, id: number): Promise<Message | undefined> {
+  return db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** A message with the session that owns its conversation, for authorization checks. */
+export async function getMessageOwner(
+  db: Db,
+  id: number,
+): Promise<{ message: Message; sessionId: number } | undefined> {
+  const row = await db
+    .selectFrom('messages')
+    .innerJoin('conversations', 'conversations.id', 'messages.conversation_id')
+    .selectAll('messages')
+    .select('conversations.session_id as owner_session_id')
+    .where('messages.id', '=', id)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { owner_session_id, ...message } = row;
+  return { message, sessionId: owner_session_id };
+}
+
+/** The path from the root of the tree down to `id` (inclusive), in conversation order; [] if unknown. */
+export async function findThread(db: Db, id: number): Promise<Message[]> {
+  return db
+    .withRecursive('path(id, parent_id, depth)', (qb) =>
+      qb
+        .selectFrom('messages')
+        .select(['id', 'parent_id', sql<number>`0`.as('depth')])
+        .where('id', '=', id)
+        .unionAll((qb) =>
+          qb
+            .selectFrom('messages as m')
+            .innerJoin('path', 'path.parent_id', 'm.id')
+            .select(['m.id', 'm.parent_id', sql<number>`path.depth + 1`.as('depth')]),
+        ),
+    )
+    .selectFrom('path')
+    .innerJoin('messages', 'messages.id', 'path.id')
+    .selectAll('messages')
+    .orderBy('path.depth', 'desc')
+    .execute();
+}
+
+/**
+ * The chat transcripts ending at each of `ids` (root first), as role/content turns, for training
+ * exports. Unknown ids are absent from the map.
+ */
+export async function findTranscripts(db: Db, ids: readonly number[]): Promise<Map<number, ChatTurn[]>> {
+  const transcripts = new Map<number, ChatTurn[]>();
+  if (ids.length === 0) return transcripts;
+  const rows = await db
+    .withRecursive('path(start_id, id, parent_id, depth)', (qb) =>
+      qb
+        .selectFrom('messages')
+        .select(['id as start_id', 'id', 'parent_id', sql<number>`0`.as('depth')])
+        .where('id', 'in', [...new Set(ids)])
+        .unionAll((qb) =>
+          qb
+            .selectFrom('messages as m')
+            .innerJoin('path', 'path.parent_id', 'm.id')
+            .select(['path.start_id', 'm.id', 'm.parent_id', sql<number>`path.depth + 1`.as('depth')]),
+        ),
+    )
+    .selectFrom('path')
+    .innerJoin('messages', 'messages.id', 'path.id')
+    .select(['path.start_id', 'messages.role', 'messages.content'])
+    .orderBy('path.start_id')
+    .orderBy('path.depth', 'desc')
+    .execute();
+  for (const { start_id, role, content } of rows) {
+    let turns = transcripts.get(start_id);
+    if (!turns) transcripts.set(start_id, (turns = []));
+    turns.push({ role, content });
+  }
+  return transcripts;
+}
+
+/**
+ * All replies to the same parent as `id`, itself included, oldest first (for a root message: the
+ * conversation's roots). [] if the message does not exist.
+ */
+export async function listSiblings(db: Db, id: number): Promise<Message[]> {
+  const self = await getMessage(db, id);
+  if (!self) return [];
+  let query = db.selectFrom('messages').selectAll().where('conversation_id', '=', self.conversation_id);
+  query =
+    self.parent_id === null ? query.where('parent_id', 'is', null) : query.where('parent_id', '=', self.parent_id);
+  return query.orderBy('id').execute();
+}
+
+/** The direct replies to a message, oldest first. */
+export async function listChildren(db: Db, parentId: number): Promise<Message[]> {
+  return db.selectFrom('messages').selectAll().where('parent_id', '=', parentId).orderBy('id').execute();
+}
+
+/** Every message of a conversation (the whole tree), oldest first; parents precede children. */
+export async function listConversationMessages(db: Db, conversationId: number): Promise<Message[]> {
+  return db
+    .selectFrom('messages')
+    .selectAll()
+    .where('conversation_id', '=', conversationId)
+    .orderBy('id')
+    .execute();
+}
+
+/** The most recent user messages (newest first) with their transcripts up to them, as prompts for training. */
+export async function listRecentUserPrompts(db: Db, limit: number): Promise<ChatTurn[][]> {
+  const rows = await db.selectFrom('messages').select('id').where('role', '=', 'user').orderBy('id', 'desc').limit(limit).execute();
+  const transcripts = await findTranscripts(db, rows.map((r) => r.id));
+  return rows.flatMap((r) => {
+    const t = transcripts.get(r.id);
+    return t ? [t] : [];
+  });
+}
+
+/**
+ * Marks replies that never stored their end (null finish_reason) as `interrupted`, optionally only
+ * those created more than `olderThanMs` ago by the database's clock (not this process's, which may
+ * differ from the database host's); returns their ids. For a start-up sweep: the process that was
+ * generating them is gone. Their text is left as stored (a reply's text is written at its end).
+ */
+export async function markInterruptedReplies(db: Db, { olderThanMs }: { olderThanMs?: number } = {}): Promise<number[]> {
+  let query = db
+    .updateTable('messages')
+    .set({ finish_reason: 'interrupted' })
+    .where('role', '=', 'assistant')
+    .where('finish_reason', 'is', null);
+  if (olderThanMs !== undefined) query = query.where('created_at', '<', sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`);
+  const rows = await query.returning('id').execute();
+  return rows.map((r) => r.id).sort((a, b) => a - b);
+}

@@ -214,7 +214,7 @@ test('npm run bench:serve -- --checkpoint DIR --concurrency 1,2 --rounds 1 --jso
   }
 });
 
-test('bad flags exit 2 naming the flag and what it accepts', { timeout: 60_000 }, async () => {
+test('bad flags exit 2 naming the flag and what it accepts', { timeout: 240_000 }, async () => {
   const cases: [string, string[], RegExp][] = [
     ['load', ['--clients', '0'], /--clients: expected an integer in \[1, 256\], got '0'/],
     ['load', ['--url', 'http://example.com:8080'], /--url: example\.com is not a loopback address/],

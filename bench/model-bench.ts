@@ -1,5 +1,5 @@
 /**
- * `npm run bench:model -- [--json] [--preset small] [--runs 3]`
+ * `npm run bench:model -- [--json] [--preset small] [--runs 3] [--skip-train]`
  *
  * Throughput of the GPT on the chosen engine, with random token ids on a randomly initialised model
  * (speed does not depend on the weights). Progress goes to stderr; with `--json` the last stdout line
@@ -15,6 +15,8 @@
  * - decode_batch8_tokens_per_s: 8 prompts of 12..19 tokens prefilled together, 64 steps, 8*64/time.
  * When the context cannot hold prompt + 64 new tokens (tiny), fewer steps are run and reported in
  * `decode_steps` / `decode_batch8_steps` and in `deviations`.
+ * `--skip-train` (the default for `gpt2`, GPT-2's 124M shape, where the question is decode speed and
+ * memory) leaves the training figures null and says so in `deviations`; `--train` measures them anyway.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -24,7 +26,7 @@ import { countParams, gptConfig, type PresetName } from '../model/gpt/config.ts'
 import { GPT } from '../model/gpt/gpt.ts';
 import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, TRAIN_BATCH, TRAIN_CONTEXT } from './lib/model-measure.ts';
 
-const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base] [--runs N]';
+const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base|gpt2] [--runs N] [--skip-train | --train]';
 
 const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
 
@@ -32,11 +34,11 @@ interface BenchResult {
   backend: string;
   preset: PresetName;
   params: number;
-  train_tokens_per_s: number;
+  train_tokens_per_s: number | null;
   decode_tokens_per_s: number;
   decode_nocache_tokens_per_s: number;
   decode_batch8_tokens_per_s: number;
-  train_step_s: number;
+  train_step_s: number | null;
   decode_prompt_tokens: number;
   decode_steps: number;
   decode_batch8_prompt_tokens: [number, number];
@@ -78,7 +80,7 @@ type Measured = Pick<
   | 'decode_batch8_steps'
 >;
 
-async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
+async function bench(preset: PresetName, runs: number, skipTrain: boolean): Promise<BenchResult> {
   const engine = await initEngine();
   const timer = setInterval(sampleRss, 50);
   timer.unref();
@@ -92,18 +94,18 @@ async function bench(preset: PresetName, runs: number): Promise<BenchResult> {
   let deviations: string[];
   try {
     log(`engine ${engine.name}, preset ${preset} (${countParams(cfg).toLocaleString('en-US')} params), ${runs} run(s), ${availableParallelism()} cores`);
-    const train = measureTrain(model, cfg, runs, ids, log);
+    const train = skipTrain ? null : measureTrain(model, cfg, runs, ids, log);
     const decode = await measureDecode(model, cfg, runs, ids, { log });
-    deviations = decode.deviations;
+    deviations = skipTrain ? ['training not measured (--skip-train)', ...decode.deviations] : decode.deviations;
     result = {
       backend: engine.name,
       preset,
       params: countParams(cfg),
-      train_tokens_per_s: train.tokens_per_s,
+      train_tokens_per_s: train?.tokens_per_s ?? null,
       decode_tokens_per_s: decode.cached_tokens_per_s,
       decode_nocache_tokens_per_s: decode.nocache_tokens_per_s,
       decode_batch8_tokens_per_s: decode.batch8_tokens_per_s!,
-      train_step_s: train.step_s,
+      train_step_s: train?.step_s ?? null,
       decode_prompt_tokens: decode.prompt_tokens,
       decode_steps: decode.steps,
       decode_batch8_prompt_tokens: decode.batch8_prompt_tokens!,
@@ -143,7 +145,7 @@ function table(r: BenchResult): string {
   const rows: [string, string][] = [
     ['backend', `${r.backend}`],
     ['preset', `${r.preset} (${r.params.toLocaleString('en-US')} params)`],
-    ['train', `${r.train_tokens_per_s} tok/s (B=${TRAIN_BATCH}, ${r.train_step_s}s/step)`],
+    ['train', r.train_tokens_per_s === null ? 'not measured' : `${r.train_tokens_per_s} tok/s (B=${TRAIN_BATCH}, ${r.train_step_s}s/step)`],
     ['decode (KV cache)', `${r.decode_tokens_per_s} tok/s`],
     ['decode (no cache)', `${r.decode_nocache_tokens_per_s} tok/s`],
     ['decode (batch 8)', `${r.decode_batch8_tokens_per_s} tok/s aggregate`],
@@ -155,9 +157,11 @@ function table(r: BenchResult): string {
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-function parse(argv: string[]): { json: boolean; preset: PresetName; runs: number } | 'help' {
+function parse(argv: string[]): { json: boolean; preset: PresetName; runs: number; skipTrain: boolean } | 'help' {
   const values = parseFlags(argv, {
     json: { type: 'boolean' },
+    'skip-train': { type: 'boolean' },
+    train: { type: 'boolean' },
     preset: { type: 'string' },
     runs: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -168,7 +172,8 @@ function parse(argv: string[]): { json: boolean; preset: PresetName; runs: numbe
   if (values.runs !== undefined && (!/^\d+$/.test(values.runs) || runs < 1 || runs > 100)) {
     throw new UsageError(`--runs: expected an integer in [1, 100], got '${values.runs}'`);
   }
-  return { json: Boolean(values.json), preset, runs };
+  if (values['skip-train'] && values.train) throw new UsageError('--skip-train and --train contradict each other');
+  return { json: Boolean(values.json), preset, runs, skipTrain: Boolean(values['skip-train']) || (preset === 'gpt2' && !values.train) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -177,7 +182,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  const result = await bench(args.preset, args.runs);
+  const result = await bench(args.preset, args.runs, args.skipTrain);
   log(`done in ${result.wall_s}s`);
   process.stdout.write((args.json ? JSON.stringify(result) : table(result)) + '\n');
 }

@@ -1,11 +1,12 @@
 // Opens the feedback store: PostgreSQL through a `pg` pool when DATABASE_URL is set, otherwise an
 // embedded PGlite persisted under `${stateDir}/pgdata`. Both speak the same SQL, so the repositories
 // and migrations do not care which one they get.
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { makePrivate } from './private-files.ts';
 import type { Database } from './schema.ts';
 
 export type DatabaseKind = 'pglite' | 'postgres';
@@ -94,20 +95,36 @@ async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): 
   };
 }
 
+/** How often the embedded database's files are made private again while it is open (see openPGlite). */
+const PRIVATE_FILES_MS = 60_000;
+
+/**
+ * The data directory is 0700 and its files 0600: PGlite's file system sets every file's mode to 0666
+ * itself (the process umask does not apply), so the files are tightened when the database opens, every
+ * PRIVATE_FILES_MS while it is open (files created meanwhile sit inside the 0700 directory, which other
+ * users cannot enter) and when it closes.
+ */
 async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(dataDir);
   let pglite: PGlite;
   try {
     pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
     await pglite.waitReady;
+    await makePrivate(dataDir);
   } catch (error) {
     await unlock();
     throw new Error(`cannot open the embedded database in ${dataDir}: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  return pgliteHandle(pglite, unlock);
+  const timer = setInterval(() => void makePrivate(dataDir), PRIVATE_FILES_MS);
+  timer.unref();
+  return pgliteHandle(pglite, async () => {
+    clearInterval(timer);
+    await makePrivate(dataDir).catch(() => {});
+    await unlock();
+  });
 }
 
 function pgliteHandle(pglite: PGlite, unlock: () => Promise<void>): DatabaseHandle {
@@ -131,26 +148,32 @@ function pgliteHandle(pglite: PGlite, unlock: () => Promise<void>): DatabaseHand
 /**
  * PGlite has no protection against two processes opening the same data directory, which corrupts it
  * (e.g. `npm run migrate` while the server runs). A lock file holding the owner's pid refuses a second
- * opener; a lock left by a dead process is taken over.
+ * opener; a lock left by a dead process is taken over. The lock appears with its pid already inside:
+ * written to a temporary file first, then hard-linked to the lock's name (which fails if the lock
+ * exists), so that a second opener never reads an empty lock and takes it.
  */
 async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const lockPath = `${dataDir}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const file = await open(lockPath, 'wx');
-      await file.writeFile(`${process.pid}\n`);
-      await file.close();
-      return () => rm(lockPath, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (await lockIsHeld(lockPath)) {
-        throw new Error(
-          `the embedded database in ${dataDir} is in use (lock ${lockPath}); stop the process using it, ` +
-            'or point DATABASE_URL at a PostgreSQL server to share one database between processes',
-        );
+  const temp = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(temp, lockPath);
+        return () => rm(lockPath, { force: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if (await lockIsHeld(lockPath)) {
+          throw new Error(
+            `the embedded database in ${dataDir} is in use (lock ${lockPath}); stop the process using it, ` +
+              'or point DATABASE_URL at a PostgreSQL server to share one database between processes',
+          );
+        }
+        await rm(lockPath, { force: true });
       }
-      await rm(lockPath, { force: true });
     }
+  } finally {
+    await rm(temp, { force: true });
   }
   throw new Error(`could not lock the embedded database in ${dataDir} (${lockPath})`);
 }

@@ -25,6 +25,12 @@ export interface ChatTurn {
 
 export type MessageRole = 'system' | 'user' | 'assistant';
 /**
+ * `generated`: a reply the model wrote (its row is created by the server when generation starts);
+ * `client`: anything a client sent, including the assistant turns of a /v1 request's history. Only
+ * generated replies may be rated, regenerated, chosen or paired.
+ */
+export type MessageOrigin = 'generated' | 'client';
+/**
  * `interrupted`: the process generating the reply died before storing its end (marked at the next
  * start-up; see server/chat/interrupted.ts).
  */
@@ -71,13 +77,15 @@ interface MessagesTable {
   conversation_id: number;
   parent_id: number | null;
   role: MessageRole;
+  /** Who wrote it (see MessageOrigin); `client` unless set. */
+  origin: Generated<MessageOrigin>;
   /** Empty while a reply is being generated; set when it finishes. */
   content: Generated<string>;
   /** The model version that wrote an assistant reply. */
   model_version_id: number | null;
   /** The resolved decoding options of an assistant reply. */
   decoding: NullableJsonb<JsonObject>;
-  /** Null while generating, and for user/system messages. */
+  /** Null while generating, and for client messages. */
   finish_reason: FinishReason | null;
   prompt_tokens: number | null;
   completion_tokens: number | null;

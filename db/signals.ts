@@ -89,6 +89,11 @@ export function listen(
 export interface TrainerLock {
   /** False once the lock's connection is lost (another process may take it). */
   readonly held: boolean;
+  /**
+   * Asks the database (on `db`, e.g. inside the transaction about to publish) whether the lock's
+   * connection still holds it: `held` learns of a lost connection only when the socket reports it.
+   */
+  stillHeld(db: Db): Promise<boolean>;
   release(): Promise<void>;
 }
 
@@ -104,6 +109,7 @@ export async function tryTrainerLock(connectionString: string, onLost: (err: Err
     if (!held) await c.end().catch(() => {});
   }
   if (!held) return null;
+  const backendPid = (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
   let released = false;
   const lost = (err: Error) => {
     if (!held) return;
@@ -115,6 +121,14 @@ export async function tryTrainerLock(connectionString: string, onLost: (err: Err
   return {
     get held() {
       return held;
+    },
+    async stillHeld(db: Db) {
+      if (!held) return false;
+      // A bigint advisory key shows as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+      const r = await sql<{ n: number }>`select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and granted and pid = ${backendPid} and objsubid = 1
+          and classid = ${Math.floor(TRAINER_LOCK_KEY / 2 ** 32)} and objid = ${TRAINER_LOCK_KEY % 2 ** 32}`.execute(db);
+      return r.rows[0]?.n === 1;
     },
     async release() {
       released = true;

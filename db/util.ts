@@ -28,7 +28,8 @@ export function toJson(value: unknown): string {
   return text;
 }
 
-type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict';
+/** `not_generated`: the message is not a reply the model wrote (client-sent history, or not finished). */
+type RepoErrorCode = 'not_found' | 'bad_request' | 'conflict' | 'not_generated';
 
 /**
  * A rule of the feedback store refused the request (unknown id, wrong kind of message, forbidden

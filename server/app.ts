@@ -12,10 +12,12 @@
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
 import type { AppEnv, ServerDeps } from './deps.ts';
 import { ApiError, errorBody, onError } from './errors.ts';
 import { adminAuth } from './middleware/admin-auth.ts';
 import { requestContext } from './middleware/request-context.ts';
+import { sameOriginWrites } from './middleware/same-origin-writes.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { adminFeedbackRoutes } from './routes/admin-feedback.ts';
 import { adminTrainingRoutes } from './routes/admin-training.ts';
@@ -34,9 +36,31 @@ export function createApp(deps: ServerDeps): Hono<AppEnv> {
     maxSize: maxFrameBytes,
     onError: (c) => c.json(errorBody(new ApiError('too_large', `the body is larger than ${maxFrameBytes} bytes (MAX_FRAME_BYTES)`)), 413),
   });
-  app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
+  app.use(requestContext({ log: deps.log, metrics: deps.metrics, trustProxy: deps.config.trustProxy }));
+  // On every response: the web client loads only its own scripts, styles and sockets, and no page may frame it.
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        // uPlot and the composer size elements through inline style attributes.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+      xFrameOptions: 'DENY',
+      xContentTypeOptions: 'nosniff',
+      referrerPolicy: 'no-referrer',
+    }),
+  );
   app.use('/api/*', limitBody);
   app.use('/v1/*', limitBody);
+  app.use('/api/*', sameOriginWrites(deps.origins));
+  app.use('/v1/*', sameOriginWrites(deps.origins));
 
   app.route('/', healthRoutes(deps));
   app.route('/api/session', sessionRoutes(deps));

@@ -1,7 +1,7 @@
 /**
  * Who is calling: a session token from `Authorization: Bearer`, the HttpOnly `session` cookie, or (for
- * the WebSocket, whose browser API cannot set headers) `?token=`; the admin token; and whether a
- * browser's Origin may open the WebSocket.
+ * the WebSocket, whose browser API cannot set headers) `?token=`; and the admin token. Which browser
+ * origins are trusted is origins.ts.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { findSessionByToken, type Db, type Session } from '../db/index.ts';
@@ -42,19 +42,4 @@ export function isAdminToken(presented: string | undefined, adminToken: string):
   if (!presented) return false;
   const digest = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(presented), digest(adminToken));
-}
-
-/**
- * Browsers send Origin on WebSocket upgrades: allow the server's own origin (same host and port as
- * the Host header; the scheme is not compared, as a TLS proxy may sit in front) and the allow-list.
- * Clients that send no Origin (programs, not browsers) are not subject to it.
- */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
-  if (origin === undefined) return true;
-  if (allowed.includes(origin)) return true;
-  try {
-    return host !== undefined && new URL(origin).host === host.toLowerCase();
-  } catch {
-    return false;
-  }
 }

@@ -7,9 +7,10 @@ import type { ServerConfig } from './config.ts';
 import type { Db, DatabaseKind, Session } from '../db/index.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import type { Metrics } from './metrics.ts';
+import type { Origins } from './origins.ts';
 import type { ModelManager } from './model-manager.ts';
 import type { ReplyRegistry } from './chat/registry.ts';
-import type { SessionLimits } from './chat/limits.ts';
+import type { ClientLimits } from './chat/limits.ts';
 import type { OnlineTrainer } from '../trainer/online/online-trainer.ts';
 
 export interface ServerDeps {
@@ -20,9 +21,11 @@ export interface ServerDeps {
   models: ModelManager;
   metrics: Metrics;
   log: Logger;
-  limits: SessionLimits;
+  limits: ClientLimits;
   replies: ReplyRegistry;
   adminToken: string;
+  /** The browser origins trusted as the server's own (WebSocket upgrades, cookie-authenticated writes). */
+  origins: Origins;
   /** The embedded background trainer (null when `npm run trainer` trains, TRAINER=off). */
   trainer: OnlineTrainer | null;
 }
@@ -34,5 +37,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by the session middleware. */
     session: Session;
+    /** The client's address (see client-address.ts), for the per-address limits. */
+    clientAddress: string;
   };
 }

@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'forbidden' // 403: not this session's conversation or message
   | 'not_found' // 404
   | 'conflict' // 409: e.g. activating a rejected model version
+  | 'not_generated' // 409: rating, regenerating or choosing a message the model did not write (client-sent history, a reply still running, failed or interrupted)
   | 'too_large' // 413: prompt over MAX_PROMPT_CHARS, body over MAX_FRAME_BYTES
   | 'busy' // 429: the engine's rows and queue are full
   | 'rate_limited' // 429: over MAX_INFLIGHT_PER_SESSION or RATE_LIMIT_PER_MINUTE
@@ -246,6 +247,7 @@ export interface ModelVersionInfo {
   parent_id: number | null;
   status: 'candidate' | 'active' | 'rejected' | 'retired';
   sha256: string;
+  /** Absolute on the admin routes; on the public GET /api/models only the directory's name. */
   checkpoint_path: string;
   metrics: Record<string, unknown>;
   reasons: string[];

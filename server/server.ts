@@ -1,5 +1,5 @@
 /**
- * The whole server on one port: opens the database and runs the migrations (a failure stops
+ * The whole server on one port: makes its state private (private-state.ts), opens the database and runs the migrations (a failure stops
  * start-up naming the migration), starts the engine worker, makes sure a policy version is active and
  * loads it, then serves the hono app and the WebSocket endpoint. `close()` shuts down gracefully:
  * no new requests, running replies get SHUTDOWN_GRACE_MS to finish, the rest are cancelled and
@@ -11,8 +11,10 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { ensureAdminToken } from './admin-token.ts';
 import { createApp } from './app.ts';
+import { Origins } from './origins.ts';
+import { ensurePrivateDir, usePrivateUmask } from './private-state.ts';
 import { sweepInterruptedReplies } from './chat/interrupted.ts';
-import { SessionLimits } from './chat/limits.ts';
+import { ClientLimits } from './chat/limits.ts';
 import { ReplyRegistry } from './chat/registry.ts';
 import type { ServerConfig } from './config.ts';
 import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/index.ts';
@@ -46,6 +48,8 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
     for (const fn of cleanups.reverse()) await fn().catch((err) => log.error({ err }, 'shutdown step failed'));
   };
   try {
+    usePrivateUmask();
+    await ensurePrivateDir(config.stateDir);
     const database =
       opts.database ??
       (await openDatabase({ databaseUrl: config.databaseUrl, stateDir: config.stateDir, onPoolError: (err) => log.warn({ err }, 'PostgreSQL pool error') }));
@@ -53,7 +57,13 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
     for (const r of await migrateToLatest(database.db)) log.info({ migration: r.migration, status: r.status }, 'migration applied');
     await sweepInterruptedReplies(database, log);
 
-    const engine = await EngineHost.start(config.engine);
+    const engine = await EngineHost.start({
+      ...config.engine,
+      onRestart: ({ error, restarted, loadedVersion }) =>
+        restarted
+          ? log.warn({ cause: error.message, model_version: loadedVersion }, 'engine worker restarted after it exited; its running replies ended with an error')
+          : log.error({ err: error }, 'engine worker restart failed; retrying'),
+    });
     cleanups.push(() => engine.close());
     log.info({ engine: engine.engine }, 'engine started');
     const models = new ModelManager(database.db, engine, log);
@@ -80,9 +90,10 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       models,
       log,
       adminToken: admin.token,
+      origins: new Origins(config),
       trainer,
       metrics: createMetrics({ engine, db: database.db, activeVersion: () => models.current?.id ?? null }),
-      limits: new SessionLimits(config.limits),
+      limits: new ClientLimits(config.limits),
       replies: new ReplyRegistry(),
     };
     const server = createAdaptorServer({ fetch: createApp(deps).fetch }) as Server;
@@ -92,6 +103,8 @@ export async function createServer(config: ServerConfig, opts: CreateServerOptio
       server.listen(config.port, config.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
+    deps.origins.listening(port);
+    if (deps.origins.usesHostHeader) log.warn({ host: config.host }, 'PUBLIC_ORIGIN is unset and HOST is a wildcard: browser origins are compared with the Host header; set PUBLIC_ORIGIN to the address browsers use');
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
 
     let closing: Promise<void> | undefined;

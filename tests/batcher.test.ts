@@ -41,11 +41,11 @@ function comparable(events: GenerationEvent[]) {
   return events.map((e) => (e.type === 'done' ? { ...e, logprob: Math.round(e.logprob * 1e3) / 1e3 } : e));
 }
 
-function submit(batcher: Batcher, text: string, options: Record<string, unknown>, signal?: AbortSignal) {
+function submit(batcher: Batcher, text: string, options: Record<string, unknown>, signal?: AbortSignal, group?: string) {
   const events: GenerationEvent[] = [];
   const p = prompt(text);
   const decoder = createDecoder(p, parseDecodeOptions(options), { eotId: tokenizer.special.eot });
-  const done = batcher.run({ prompt: p, decoder, onEvents: (evs) => events.push(...evs), signal });
+  const done = batcher.run({ prompt: p, decoder, onEvents: (evs) => events.push(...evs), signal, group });
   return { events, done };
 }
 
@@ -72,6 +72,23 @@ describe('continuous batching', () => {
     await Promise.all(runs.map((r) => r.done));
     for (const r of runs) assert.equal(r.events.at(-1)?.type, 'done');
     await assert.rejects(submit(batcher, 'x', { strategy: 'beam_search', beam_width: 4 }).done, /needs 4 rows; the batch holds 3/);
+  });
+
+  test('free rows go to the group holding the fewest: one request of a second group overtakes a crowd queued before it', async () => {
+    const batcher = new Batcher(model, 2);
+    const started: string[] = [];
+    const run = (name: string, group: string) => {
+      const p = prompt('The game was');
+      const decoder = createDecoder(p, parseDecodeOptions({ max_new_tokens: 12 }), { eotId: tokenizer.special.eot });
+      let first = true;
+      return batcher.run({ prompt: p, decoder, group, onEvents: () => first && ((first = false), started.push(name)) });
+    };
+    const runs = [0, 1, 2, 3, 4, 5].map((i) => run(`crowd${i}`, 'crowd'));
+    runs.push(run('other', 'other'));
+    await Promise.all(runs);
+    assert.equal(started.length, 7);
+    // First come, first served would start it last (7th); in turn, it takes the first row the crowd frees.
+    assert.ok(started.indexOf('other') <= 2, started.join(' '));
   });
 
   test('a cancelled request ends with cancelled and the others are unaffected', async () => {

@@ -16,6 +16,9 @@ import {
   type SaveCheckpointInput,
 } from '../model/checkpoint/index.ts';
 import { writeDirAtomically, writeFileDurable } from '../model/checkpoint/atomic-dir.ts';
+import { migrateCheckpoint } from '../model/checkpoint/migrate.ts';
+import { packTensors, unpackTensors } from '../model/checkpoint/tensor-file.ts';
+import { createHash } from 'node:crypto';
 
 let root = '';
 let counter = 0;
@@ -165,10 +168,10 @@ describe('checkpoint store', () => {
     }
     disposeAll(tensors);
 
-    assert.equal(meta.format, 1);
+    assert.equal(meta.format, 2);
     assert.deepEqual(meta.weights.tensors.map((t) => t.name), arrays.map((a) => a.name));
     for (const t of meta.weights.tensors) assert.equal(t.offset % 4, 0);
-    assert.equal(await sha256File(join(dir, 'weights.bin')), meta.weights.sha256);
+    assert.equal(await sha256File(join(dir, 'model.safetensors')), meta.weights.sha256);
     assert.equal(await checkpointWeightsSha256(dir), meta.weights.sha256);
     assert.deepEqual(await readCheckpointMeta(dir), meta);
 
@@ -202,26 +205,26 @@ describe('checkpoint store', () => {
     await saveCheckpoint(recordDir, baseInput(rec));
     for (const t of Object.values(rec)) t.dispose();
     await assertLoadsSample(recordDir);
-    assert.deepEqual(await readFile(join(recordDir, 'weights.bin')), await readFile(join(dir, 'weights.bin')));
+    assert.deepEqual(await readFile(join(recordDir, 'model.safetensors')), await readFile(join(dir, 'model.safetensors')));
   });
 
-  test('a corrupted byte in weights.bin is refused with a sha256 error', async () => {
+  test('a corrupted byte in model.safetensors is refused with a sha256 error', async () => {
     const dir = await saveSample();
-    const path = join(dir, 'weights.bin');
+    const path = join(dir, 'model.safetensors');
     const bytes = await readFile(path);
     bytes[17] ^= 0x01;
     await writeFile(path, bytes);
-    await rejectsCheckpoint(loadCheckpoint(dir), dir, /weights\.bin sha256 mismatch/);
+    await rejectsCheckpoint(loadCheckpoint(dir), dir, /model\.safetensors sha256 mismatch/);
     assert.notEqual(await checkpointWeightsSha256(dir), (await readCheckpointMeta(dir)).weights.sha256);
   });
 
   test('a truncated weights file is refused', async () => {
     const dir = await saveSample();
     const { weights } = await readCheckpointMeta(dir);
-    await truncate(join(dir, 'weights.bin'), weights.bytes - 4);
-    await rejectsCheckpoint(loadCheckpoint(dir), dir, new RegExp(`weights\\.bin is truncated: it has ${weights.bytes - 4} bytes, the manifest says ${weights.bytes}`));
-    await rm(join(dir, 'weights.bin'));
-    await rejectsCheckpoint(loadCheckpoint(dir), dir, /weights\.bin is missing/);
+    await truncate(join(dir, 'model.safetensors'), weights.bytes - 4);
+    await rejectsCheckpoint(loadCheckpoint(dir), dir, new RegExp(`model\\.safetensors is truncated: it has ${weights.bytes - 4} bytes, the manifest says ${weights.bytes}`));
+    await rm(join(dir, 'model.safetensors'));
+    await rejectsCheckpoint(loadCheckpoint(dir), dir, /model\.safetensors is missing/);
   });
 
   test('a manifest/shape mismatch against the expected model is refused naming the tensor', async () => {
@@ -259,7 +262,7 @@ describe('checkpoint store', () => {
       [(m) => delete m.weights.sha256, /weights\.sha256: /],
       [(m) => (m.weights.tensors[1].dtype = 'float16'), /weights\.tensors\[1\]\.dtype: /],
       [(m) => (m.kind = 'critic'), /kind: /],
-      [(m) => (m.format = 2), /format: /],
+      [(m) => (m.format = 3), /format: /],
       [(m) => (m.created_at = 'yesterday'), /created_at: /],
       [(m) => (m.metrics = { loss: 'low' }), /metrics\.loss: /],
       [(m) => (m.weights.file = '../elsewhere.bin'), /weights\.file: /],
@@ -280,7 +283,7 @@ describe('checkpoint store', () => {
 
   test('a failed save leaves the previous checkpoint intact', async () => {
     const dir = await saveSample();
-    const before = await readFile(join(dir, 'weights.bin'));
+    const before = await readFile(join(dir, 'model.safetensors'));
     const metaBefore = await readFile(join(dir, 'meta.json'), 'utf8');
 
     const good = makeTensors(sampleArrays(2));
@@ -310,7 +313,7 @@ describe('checkpoint store', () => {
     ];
     for (const [input, pattern] of attempts) {
       await rejectsCheckpoint(saveCheckpoint(dir, input), dir, pattern);
-      assert.deepEqual(await readFile(join(dir, 'weights.bin')), before);
+      assert.deepEqual(await readFile(join(dir, 'model.safetensors')), before);
       assert.equal(await readFile(join(dir, 'meta.json'), 'utf8'), metaBefore);
       assert.deepEqual(await siblingsOf(dir), [], 'no temp or old dirs left behind');
     }
@@ -322,7 +325,7 @@ describe('checkpoint store', () => {
     // A failure in the middle of writing the files (after some were written) leaves the old dir intact too.
     await assert.rejects(
       writeDirAtomically(dir, async (tmp) => {
-        await writeFileDurable(join(tmp, 'weights.bin'), new Uint8Array(8));
+        await writeFileDurable(join(tmp, 'model.safetensors'), new Uint8Array(8));
         throw new Error('disk full');
       }),
       /disk full/,
@@ -335,7 +338,7 @@ describe('checkpoint store', () => {
     await saveCheckpoint(dir, baseInput(v2, { step: 8 }));
     disposeAll(v2);
     assert.equal((await readCheckpointMeta(dir)).step, 8);
-    assert.notDeepEqual(await readFile(join(dir, 'weights.bin')), before);
+    assert.notDeepEqual(await readFile(join(dir, 'model.safetensors')), before);
     assert.deepEqual(await siblingsOf(dir), []);
   });
 
@@ -387,8 +390,8 @@ describe('checkpoint store', () => {
   test('loading creates no tensors when verification fails', async () => {
     const start = tf.memory().numTensors;
     const failures: Array<[string, (dir: string) => Promise<void>, Parameters<typeof loadCheckpoint>[1], RegExp]> = [
-      ['corrupt weights', async (d) => { const p = join(d, 'weights.bin'); const b = await readFile(p); b[0] ^= 1; await writeFile(p, b); }, {}, /weights\.bin sha256 mismatch \(corrupted\)/],
-      ['truncated weights', async (d) => truncate(join(d, 'weights.bin'), 10), {}, /weights\.bin is truncated: it has 10 bytes, the manifest says \d+/],
+      ['corrupt weights', async (d) => { const p = join(d, 'model.safetensors'); const b = await readFile(p); b[0] ^= 1; await writeFile(p, b); }, {}, /model\.safetensors/],
+      ['truncated weights', async (d) => truncate(join(d, 'model.safetensors'), 10), {}, /model\.safetensors/],
       ['bad meta', (d) => editMeta(d, (m) => (m.step = null)), {}, /meta\.json is invalid: .*step/],
       ['shape mismatch', async () => {}, { expect: { names: { ...expectedNames(), ints: [8] } } }, /weights do not match the expected model: .*ints/],
       ['missing tokenizer', (d) => rm(join(d, 'tokenizer.json')), {}, /tokenizer\.json is missing/],
@@ -428,5 +431,104 @@ describe('checkpoint store', () => {
     assert.deepEqual(await siblingsOf(dir), []);
     disposeAll(weights);
     opt.dispose();
+  });
+});
+
+describe('checkpoint weights are safetensors', () => {
+  /** The file as the safetensors spec reads it, parsed here without the checkpoint code. */
+  function readSpec(bytes: Buffer): { header: Record<string, any>; headerBytes: Buffer; data: Buffer } {
+    const n = Number(bytes.readBigUInt64LE(0));
+    const headerBytes = bytes.subarray(8, 8 + n);
+    return { header: JSON.parse(headerBytes.toString('utf8')), headerBytes, data: bytes.subarray(8 + n) };
+  }
+
+  test('model.safetensors follows the spec: LE header length, padded JSON header, tensors tiling the data', async () => {
+    const dir = await saveSample();
+    const bytes = await readFile(join(dir, 'model.safetensors'));
+    const { header, headerBytes, data } = readSpec(bytes);
+    assert.equal((8 + headerBytes.length) % 8, 0, 'data starts 8-byte aligned');
+    assert.match(headerBytes.toString('utf8'), /^\{.*\} *$/s, 'padded with spaces');
+    assert.deepEqual(header.__metadata__, { format: 'pt' });
+    let end = 0;
+    for (const a of sampleArrays()) {
+      const e = header[a.name];
+      assert.deepEqual(e.dtype, a.dtype === 'float32' ? 'F32' : 'I32', a.name);
+      assert.deepEqual(e.shape, a.shape, a.name);
+      assert.equal(e.data_offsets[0], end, `${a.name} starts where the previous ended`);
+      end = e.data_offsets[1];
+      const raw = data.subarray(e.data_offsets[0], e.data_offsets[1]);
+      assert.deepEqual(bitsOf(new Uint8Array(raw)), bitsOf(a.values), `bits of ${a.name}`);
+    }
+    assert.equal(end, data.length, 'no bytes after the last tensor');
+  });
+
+  test('a header edited to disagree with meta.json (file re-hashed) is refused naming the tensor', async () => {
+    const dir = await saveSample();
+    const path = join(dir, 'model.safetensors');
+    const bytes = await readFile(path);
+    const { headerBytes } = readSpec(bytes);
+    const edited = Buffer.from(headerBytes.toString('utf8').replace('"shape":[3,4]', '"shape":[4,3]'));
+    assert.equal(edited.length, headerBytes.length);
+    const rewritten = Buffer.concat([bytes.subarray(0, 8), edited, bytes.subarray(8 + headerBytes.length)]);
+    await writeFile(path, rewritten);
+    await editMeta(dir, (m) => (m.weights.sha256 = createHash('sha256').update(rewritten).digest('hex')));
+    await rejectsCheckpoint(loadCheckpoint(dir), dir, /model\.safetensors describes tensor 'wte' as float32 \[4,3\] at 0, meta\.json as float32 \[3,4\] at 0/);
+  });
+
+  test('a format-1 checkpoint (weights.bin) still loads, and migrateCheckpoint converts it bit-exactly', async () => {
+    // Build the old layout from a new checkpoint: the same tensors packed into weights.bin.
+    const dir = freshDir();
+    const opt = tf.tensor([0.25, -4]);
+    const weights = makeTensors();
+    await saveCheckpoint(dir, baseInput(weights, { resume: { optimizerName: 'adam', tensors: [{ name: 'm', tensor: opt }], state: { step: 3 } } }));
+    disposeAll(weights);
+    opt.dispose();
+    const current = await readCheckpointMeta(dir);
+    const { data } = readSpec(await readFile(join(dir, 'model.safetensors')));
+    const legacy = packTensors(unpackTensors(new Uint8Array(data), current.weights.tensors));
+    await rm(join(dir, 'model.safetensors'));
+    await writeFile(join(dir, 'weights.bin'), legacy.bytes);
+    await editMeta(dir, (m) => {
+      m.format = 1;
+      m.weights = { file: 'weights.bin', sha256: createHash('sha256').update(legacy.bytes).digest('hex'), bytes: legacy.bytes.length, tensors: legacy.tensors };
+    });
+    assert.equal((await readCheckpointMeta(dir)).format, 1);
+    await assertLoadsSample(dir);
+    // Mixing the formats is refused.
+    await editMeta(dir, (m) => (m.format = 2));
+    await rejectsCheckpoint(readCheckpointMeta(dir), dir, /weights\.file: format 2 keeps its weights in model\.safetensors/);
+    await editMeta(dir, (m) => (m.format = 1));
+
+    const optimizerBefore = await readFile(join(dir, 'optimizer.bin'));
+    const migrated = await migrateCheckpoint(dir);
+    assert.ok(migrated);
+    assert.equal(migrated.format, 2);
+    assert.deepEqual((await readdir(dir)).sort(), ['meta.json', 'model.safetensors', 'optimizer.bin', 'tokenizer.json', 'train_state.json']);
+    assert.deepEqual(await readFile(join(dir, 'optimizer.bin')), optimizerBefore);
+    assert.equal(migrated.created_at, current.created_at);
+    assert.deepEqual(migrated.config, current.config);
+    await assertLoadsSample(dir);
+    const ck = await loadCheckpoint(dir, { withResume: true });
+    assert.deepEqual(ck.resume?.state, { step: 3 });
+    disposeAll(ck.weights);
+    disposeAll(ck.resume!.tensors);
+    assert.equal(await migrateCheckpoint(dir), null, 'a second run has nothing to do');
+  });
+
+  test('a corrupted legacy weights.bin is refused by migrateCheckpoint and the directory is left as it was', async () => {
+    const dir = await saveSample();
+    const current = await readCheckpointMeta(dir);
+    const { data } = readSpec(await readFile(join(dir, 'model.safetensors')));
+    const legacy = packTensors(unpackTensors(new Uint8Array(data), current.weights.tensors));
+    await rm(join(dir, 'model.safetensors'));
+    legacy.bytes[3] ^= 1;
+    await writeFile(join(dir, 'weights.bin'), legacy.bytes);
+    legacy.bytes[3] ^= 1;
+    await editMeta(dir, (m) => {
+      m.format = 1;
+      m.weights = { file: 'weights.bin', sha256: createHash('sha256').update(legacy.bytes).digest('hex'), bytes: legacy.bytes.length, tensors: legacy.tensors };
+    });
+    await rejectsCheckpoint(migrateCheckpoint(dir), dir, /weights\.bin sha256 mismatch/);
+    assert.deepEqual((await readdir(dir)).sort(), ['meta.json', 'tokenizer.json', 'weights.bin']);
   });
 });

@@ -144,10 +144,10 @@ test('generate: a missing checkpoint exits 1 with a clear message', async () => 
   assert.match(line, /not a checkpoint directory/);
 });
 
-test('generate: corrupted weights.bin exits 1 mentioning sha256', async () => {
+test('generate: corrupted model.safetensors exits 1 mentioning sha256', async () => {
   const bad = join(root, 'corrupt');
   await cp(ckpt, bad, { recursive: true });
-  const file = join(bad, 'weights.bin');
+  const file = join(bad, 'model.safetensors');
   const bytes = await readFile(file);
   bytes[bytes.length >> 1] ^= 0xff;
   await writeFile(file, bytes);

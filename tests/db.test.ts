@@ -96,7 +96,7 @@ async function promptWithReplies(db: Db, sessionId?: number) {
   const conversation = await createConversation(db, { sessionId: session, title: 'test' });
   const prompt = await insertMessage(db, { conversationId: conversation.id, role: 'user', content: 'Hello?' });
   const reply = (content: string) =>
-    insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content });
+    insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', origin: 'generated', content });
   const [a, b, c] = [await reply('A'), await reply('B'), await reply('C')];
   return { sessionId: session, conversation, prompt, a, b, c };
 }
@@ -177,6 +177,26 @@ for (const target of targets) {
 
       assert.deepEqual(await migrateToLatest(db), up);
       assert.deepEqual(await migrateToLatest(db), []);
+    });
+
+    it('the message-origin migration marks server-written replies generated, the rest client (and un-sweeps client turns)', async () => {
+      const { session } = await createSession(db);
+      const conversation = await createConversation(db, { sessionId: session.id });
+      assert.equal((await migrateDown(db)).at(-1)?.migration, '2026-12-04T1400-message-origin');
+      const row = async (parentId: number | null, role: string, content: string, decoding: string | null, finish: string | null) =>
+        (await sql<{ id: number }>`insert into messages (conversation_id, parent_id, role, content, decoding, finish_reason)
+          values (${conversation.id}, ${parentId}, ${role}, ${content}, ${decoding}::jsonb, ${finish}) returning id`.execute(db)).rows[0].id;
+      const user = await row(null, 'user', 'hi', null, null);
+      const history = await row(user, 'assistant', 'FABRICATED', null, 'interrupted');
+      const reply = await row(history, 'assistant', 'model text', '{"strategy":"greedy"}', 'stop');
+      await migrateToLatest(db);
+      const after = await Promise.all([user, history, reply].map((id) => getMessage(db, id)));
+      assert.deepEqual(after.map((m) => [m?.origin, m?.finish_reason]), [['client', null], ['client', null], ['generated', 'stop']]);
+      await refusedByRule(recordRating(db, { sessionId: session.id, messageId: history, value: 1 }), 'not_generated');
+      await refusedByRule(recordComparison(db, { sessionId: session.id, promptMessageId: history, aMessageId: reply, bMessageId: history, choice: 'a' }), 'not_generated');
+      // The database itself refuses a client row with a finish reason and a generated user turn.
+      await refused(insertMessage(db, { conversationId: conversation.id, role: 'assistant', content: 'x', finishReason: 'stop' }), '23514', 'messages_client_finish_check');
+      await refused(insertMessage(db, { conversationId: conversation.id, role: 'user', origin: 'generated', content: 'x' }), '23514', 'messages_generated_role_check');
     });
 
     it('sessions store the sha256 of the token, not the token', async () => {
@@ -287,7 +307,7 @@ for (const target of targets) {
       const { session } = await createSession(db);
       const conversation = await createConversation(db, { sessionId: session.id });
       const add = (parentId: number | null, role: Message['role'], content: string) =>
-        insertMessage(db, { conversationId: conversation.id, parentId, role, content });
+        insertMessage(db, { conversationId: conversation.id, parentId, role, origin: role === 'assistant' ? 'generated' : 'client', content });
       const system = await add(null, 'system', 'Be brief.');
       const u1 = await add(system.id, 'user', 'Hi');
       const a1 = await add(u1.id, 'assistant', 'Hello!');
@@ -518,7 +538,7 @@ for (const target of targets) {
       const { session } = await createSession(db);
       const conversation = await createConversation(db, { sessionId: session.id });
       const add = (parentId: number | null, role: Message['role'], content: string) =>
-        insertMessage(db, { conversationId: conversation.id, parentId, role, content });
+        insertMessage(db, { conversationId: conversation.id, parentId, role, origin: role === 'assistant' ? 'generated' : 'client', content });
       const u1 = await add(null, 'user', 'Name a fruit.');
       const a1 = await add(u1.id, 'assistant', 'Apple.');
       const u2 = await add(a1.id, 'user', 'Another one?');

@@ -90,9 +90,9 @@ describe('engine worker', () => {
     const { model, tokenizer } = { model: await untrainedTinyModel(), tokenizer: tinyTokenizer() };
     await saveModel(bad, { model, tokenizer });
     model.dispose();
-    const bytes = await readFile(join(bad, 'weights.bin'));
+    const bytes = await readFile(join(bad, 'model.safetensors'));
     bytes[7] ^= 0xff;
-    await writeFile(join(bad, 'weights.bin'), bytes);
+    await writeFile(join(bad, 'model.safetensors'), bytes);
     await assert.rejects(host.load(bad, 'v3'), /sha256/);
     const r = host.reply(user('x'), parseDecodeOptions({ max_new_tokens: 3 }));
     await collect(r.events);

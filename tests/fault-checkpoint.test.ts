@@ -1,5 +1,5 @@
 // Fault test: corrupted checkpoints registered as new policy versions and activated through the admin
-// API (one flipped byte in weights.bin at the start, middle and end; weights.bin truncated by one byte
+// API (one flipped byte in model.safetensors at the start, middle and end; the file truncated by one byte
 // and by half; NaN weights under a matching sha256, which only the warm-up forward can catch) are
 // refused with a 4xx naming the problem, marked rejected with the reason, and cannot
 // be activated again; the old version keeps serving: a stream running across the attempt finishes on
@@ -23,19 +23,20 @@ interface Corruption {
 }
 
 const flip = (where: (size: number) => number) => async (dir: string) => {
-  const bytes = await readFile(join(dir, 'weights.bin'));
+  const bytes = await readFile(join(dir, 'model.safetensors'));
   bytes[where(bytes.length)] ^= 0x01;
-  await writeFile(join(dir, 'weights.bin'), bytes);
+  await writeFile(join(dir, 'model.safetensors'), bytes);
 };
 const cut = (keep: (size: number) => number) => async (dir: string) => {
-  await truncate(join(dir, 'weights.bin'), keep((await readFile(join(dir, 'weights.bin'))).length));
+  await truncate(join(dir, 'model.safetensors'), keep((await readFile(join(dir, 'model.safetensors'))).length));
 };
-/** Every float32 a NaN, and meta.json's sha256 made to match: intact as a file, broken as a model. */
+/** Every float32 after the safetensors header a NaN, and meta.json's sha256 made to match: intact as a file, broken as a model. */
 const poison = async (dir: string) => {
-  const bytes = await readFile(join(dir, 'weights.bin'));
-  const nan = new Float32Array(bytes.length / 4).fill(Number.NaN);
-  const poisoned = Buffer.from(nan.buffer);
-  await writeFile(join(dir, 'weights.bin'), poisoned);
+  const bytes = await readFile(join(dir, 'model.safetensors'));
+  const dataStart = 8 + Number(bytes.readBigUInt64LE(0));
+  const nan = new Float32Array((bytes.length - dataStart) / 4).fill(Number.NaN);
+  const poisoned = Buffer.concat([bytes.subarray(0, dataStart), Buffer.from(nan.buffer)]);
+  await writeFile(join(dir, 'model.safetensors'), poisoned);
   const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
   meta.weights.sha256 = createHash('sha256').update(poisoned).digest('hex');
   await writeFile(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
@@ -73,7 +74,7 @@ for (const target of databaseTargets()) {
     });
 
     for (const corruption of CORRUPTIONS) {
-      test(`weights.bin ${corruption.name}: activation refused, version rejected, the old one serves`, async () => {
+      test(`model.safetensors ${corruption.name}: activation refused, version rejected, the old one serves`, async () => {
         const copy = join(dir, corruption.name.replace(/\W+/g, '-'));
         await cp(await tinyCheckpoint(), copy, { recursive: true });
         await corruption.apply(copy);

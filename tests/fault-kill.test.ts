@@ -55,9 +55,11 @@ for (const target of databaseTargets()) {
         const { session } = await createSession(handle.db);
         const conversation = await createConversation(handle.db, { sessionId: session.id, title: 'sweep' });
         const user = await insertMessage(handle.db, { conversationId: conversation.id, role: 'user', content: 'hi' });
-        const reply = (finishReason: 'stop' | null) => insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', content: finishReason ? 'done' : '', finishReason });
+        const reply = (finishReason: 'stop' | null) => insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', origin: 'generated', content: finishReason ? 'done' : '', finishReason });
         const [finished, old, young] = [await reply('stop'), await reply(null), await reply(null)];
-        await sql`update messages set created_at = now() - ${STALE_REPLY_MS + 60_000} * interval '1 millisecond' where id = ${old.id}`.execute(handle.db);
+        // An "assistant" turn of a client's /v1 history: context with no end to store, never swept.
+        const history = await insertMessage(handle.db, { conversationId: conversation.id, parentId: user.id, role: 'assistant', content: 'FABRICATED' });
+        await sql`update messages set created_at = now() - ${STALE_REPLY_MS + 60_000} * interval '1 millisecond' where id in (${old.id}, ${history.id})`.execute(handle.db);
         const quiet = createLogger('silent');
         // As a server sharing PostgreSQL with other replicas would: the young one may be someone's.
         assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'postgres' }, quiet), [old.id]);
@@ -67,6 +69,8 @@ for (const target of databaseTargets()) {
         const rows = await Promise.all([finished, old, young].map((m) => getMessage(handle.db, m.id)));
         assert.deepEqual(rows.map((m) => [m?.finish_reason, m?.content]), [['stop', 'done'], ['interrupted', ''], ['interrupted', '']]);
         assert.deepEqual(await sweepInterruptedReplies({ db: handle.db, kind: 'pglite' }, quiet), [], 'nothing left to mark');
+        const kept = await getMessage(handle.db, history.id);
+        assert.deepEqual([kept?.origin, kept?.finish_reason, kept?.content], ['client', null, 'FABRICATED']);
       } finally {
         await handle.close();
       }
@@ -128,7 +132,7 @@ for (const target of killTargets()) {
       if (db.query) {
         const ids = cut.filter((c) => !c.done).map((c) => c.start.message_id);
         await db.query(`update messages set created_at = created_at - ($1::bigint * interval '1 millisecond') where id = any($2::bigint[])`, [STALE_REPLY_MS + 60_000, ids]);
-        const row = await db.query(`insert into messages (conversation_id, parent_id, role, decoding) values ($1, $2, 'assistant', '{}'::jsonb) returning id`, [a.start!.conversation_id, cut[0].start.parent_id]);
+        const row = await db.query(`insert into messages (conversation_id, parent_id, role, origin, decoding) values ($1, $2, 'assistant', 'generated', '{}'::jsonb) returning id`, [a.start!.conversation_id, cut[0].start.parent_id]);
         young = Number(row.rows[0].id);
       }
 

@@ -50,7 +50,7 @@ describe('model checkpoints', () => {
   test('a corrupted byte in the weights is refused and no model is left behind', async () => {
     const path = join(dir, 'b');
     await saveModel(path, { model, tokenizer: tinyTokenizer() });
-    const file = join(path, 'weights.bin');
+    const file = join(path, 'model.safetensors');
     const bytes = await readFile(file);
     bytes[100] ^= 0x01;
     await writeFile(file, bytes);

@@ -10,11 +10,15 @@ import {
   getActiveModelVersion,
   getModelVersion,
   insertMessage,
+  inTransaction,
+  listModelVersions,
   migrateToLatest,
   openMemoryDatabase,
   recordRating,
+  tryTrainerLock,
   type DatabaseHandle,
 } from '../db/index.ts';
+import { openScratchDatabase } from './helpers/scratch-database.ts';
 import { collectRunData } from '../trainer/online/db-inputs.ts';
 import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online-run.ts';
 import { publishRun } from '../trainer/online/publish.ts';
@@ -49,12 +53,12 @@ describe('online run against the feedback store', () => {
     for (let i = 0; i < 6; i++) {
       const conversation = await createConversation(db, { sessionId: session.id });
       const prompt = await insertMessage(db, { conversationId: conversation.id, role: 'user', content: `The game ${i}` });
-      const good = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: 'the war of the year' });
-      const bad = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', content: '' });
+      const good = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', origin: 'generated', content: 'the war of the year' });
+      const bad = await insertMessage(db, { conversationId: conversation.id, parentId: prompt.id, role: 'assistant', origin: 'generated', content: '' });
       await recordRating(db, { sessionId: session.id, messageId: good.id, value: 1 });
       await recordRating(db, { sessionId: session.id, messageId: bad.id, value: -1 });
       const lonely = await insertMessage(db, { conversationId: conversation.id, parentId: good.id, role: 'user', content: 'and then ?' });
-      const reply = await insertMessage(db, { conversationId: conversation.id, parentId: lonely.id, role: 'assistant', content: 'the city' });
+      const reply = await insertMessage(db, { conversationId: conversation.id, parentId: lonely.id, role: 'assistant', origin: 'generated', content: 'the city' });
       await recordRating(db, { sessionId: session.id, messageId: reply.id, value: 1 });
     }
     const data = await collectRunData(db, { heldOutEvery: 3, maxPrompts: 50 });
@@ -83,7 +87,14 @@ describe('online run against the feedback store', () => {
     const passing = await run(join(dir, 'run1'), join(dir, 'active'), 1e-9);
     assert.deepEqual(passing.policy.gate.reasons, []);
     assert.equal(passing.policy.gate.passed, true);
-    const first = await publishRun(db, passing, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds });
+    // A trainer that lost its lock publishes nothing (checked inside the publishing transaction).
+    const versionsBefore = (await listModelVersions(db)).length;
+    await assert.rejects(
+      publishRun(db, passing, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => false }),
+      /no longer holds the trainer lock/,
+    );
+    assert.equal((await listModelVersions(db)).length, versionsBefore);
+    const first = await publishRun(db, passing, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => true });
     assert.equal((await getModelVersion(db, first.policyVersionId))?.status, 'active');
     assert.equal((await getActiveModelVersion(db, 'policy'))?.id, first.policyVersionId);
     assert.equal((await getActiveModelVersion(db, 'reward'))?.id, first.rewardVersionId);
@@ -95,11 +106,30 @@ describe('online run against the feedback store', () => {
     const failing = await run(join(dir, 'run2'), join(dir, 'random'), 1e-9);
     assert.equal(failing.policy.gate.passed, false);
     assert.deepEqual(failing.policy.gate.reasons, [`KL to the reference ${failing.policy.gate.candidate.kl.toFixed(2)} nats exceeds 20`]);
-    const second = await publishRun(db, failing, { activePolicyVersionId: first.policyVersionId, activeRewardVersionId: first.rewardVersionId, trainedPairIds: data.trainedPairIds });
+    const second = await publishRun(db, failing, { activePolicyVersionId: first.policyVersionId, activeRewardVersionId: first.rewardVersionId, trainedPairIds: data.trainedPairIds, lockHeld: async () => true });
     const rejected = await getModelVersion(db, second.policyVersionId);
     assert.equal(rejected?.status, 'rejected');
     assert.deepEqual(rejected?.reasons, failing.policy.gate.reasons);
     assert.equal((await getActiveModelVersion(db, 'policy'))?.id, first.policyVersionId, 'the active policy stays');
     assert.equal((await getActiveModelVersion(db, 'reward'))?.id, second.rewardVersionId, 'a new reward model is activated whatever the gate said');
+  });
+});
+
+describe('the trainer lock, asked inside a transaction', { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL (PostgreSQL advisory locks)' }, () => {
+  test('held while its connection holds it; no longer once released; a second trainer cannot take it meanwhile', async () => {
+    const scratch = await openScratchDatabase(process.env.DATABASE_URL!, 'test_lock');
+    try {
+      const lock = await tryTrainerLock(scratch.connectionString!, () => {});
+      assert.ok(lock);
+      assert.equal(await inTransaction(scratch.db, (trx) => lock.stillHeld(trx)), true);
+      assert.equal(await tryTrainerLock(scratch.connectionString!, () => {}), null);
+      await lock.release();
+      assert.equal(await lock.stillHeld(scratch.db), false);
+      const next = await tryTrainerLock(scratch.connectionString!, () => {});
+      assert.ok(next, 'free again');
+      await next.release();
+    } finally {
+      await scratch.close();
+    }
   });
 });

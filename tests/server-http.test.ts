@@ -45,9 +45,42 @@ for (const target of databaseTargets()) {
       assert.match(cookie, new RegExp(`^session=${body.token};`));
       assert.match(cookie, /HttpOnly/);
       assert.match(cookie, /SameSite=Lax/);
-      const again = await fetch(`${t.url}/api/session`, { method: 'POST', headers: { Cookie: `session=${body.token}` } });
+      const again = await fetch(`${t.url}/api/session`, { method: 'POST', headers: { Cookie: `session=${body.token}`, Origin: t.url } });
       assert.equal(again.status, 200);
       assert.deepEqual(await again.json(), body);
+    });
+
+    test('cookie-authenticated writes need a trusted Origin and a JSON body; bearer requests are exempt', async () => {
+      const cookieWrite = (headers: Record<string, string>, body = JSON.stringify({ value: 1 })) =>
+        fetch(`${t.url}/api/messages/999999/rating`, { method: 'POST', headers: { Cookie: `session=${token}`, ...headers }, body });
+      const code = async (res: Response) => [res.status, ((await res.json()) as { error: { code: string } }).error.code];
+      assert.deepEqual(await code(await cookieWrite({ Origin: 'https://evil.example', 'Content-Type': 'application/json' })), [403, 'forbidden']);
+      assert.deepEqual(await code(await cookieWrite({ 'Content-Type': 'application/json' })), [403, 'forbidden'], 'no Origin');
+      // Another port of the same host is another origin (and the same site, which SameSite=Lax lets through).
+      const otherPort = t.url.replace(/:\d+$/, ':1');
+      assert.deepEqual(await code(await cookieWrite({ Origin: otherPort, 'Content-Type': 'application/json' })), [403, 'forbidden']);
+      assert.deepEqual(await code(await cookieWrite({ Origin: t.url, 'Content-Type': 'text/plain' })), [400, 'bad_request']);
+      assert.deepEqual(await code(await cookieWrite({ Origin: t.url, 'Content-Type': 'application/json' })), [404, 'not_found'], 'from its own page: through to the route');
+      const bearer = await fetch(`${t.url}/api/messages/999999/rating`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, Origin: 'https://evil.example', 'Content-Type': 'application/json' }, body: JSON.stringify({ value: 1 }) });
+      assert.equal(bearer.status, 404, 'a bearer token is not sent by browsers on their own');
+    });
+
+    test('every response carries the security headers; the public model list shows no absolute path', async () => {
+      for (const path of ['/', '/api/models', '/health', '/api/nothing']) {
+        const res = await fetch(`${t.url}${path}`);
+        await res.arrayBuffer();
+        const csp = res.headers.get('content-security-policy') ?? '';
+        assert.match(csp, /default-src 'self'/, path);
+        assert.match(csp, /frame-ancestors 'none'/, path);
+        assert.equal(res.headers.get('x-frame-options'), 'DENY', path);
+        assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
+        assert.equal(res.headers.get('referrer-policy'), 'no-referrer', path);
+      }
+      const listed = (await (await fetch(`${t.url}/api/models`)).json()) as { versions: ModelVersionInfo[] };
+      assert.ok(listed.versions.length > 0);
+      for (const v of listed.versions) assert.ok(!v.checkpoint_path.includes('/'), v.checkpoint_path);
+      const full = (await (await admin('/api/admin/models')).json()) as { versions: ModelVersionInfo[] };
+      assert.ok(full.versions.every((v) => v.checkpoint_path.startsWith('/')), 'the admin list keeps the path');
     });
 
     test('REST routes need a session; errors have a stable code', async () => {

@@ -2,7 +2,7 @@
 // schema, choosing the served model version, and `npm start` as a real process (health, SIGTERM).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,12 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { ensureAdminToken } from '../server/admin-token.ts';
-import { originAllowed } from '../server/auth.ts';
-import { SessionLimits } from '../server/chat/limits.ts';
+import { ClientLimits } from '../server/chat/limits.ts';
+import { clientAddress } from '../server/client-address.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
 import { getActiveModelVersion, listModelVersions, migrateToLatest, openMemoryDatabase, type DatabaseHandle } from '../db/index.ts';
 import { ensureActivePolicy } from '../server/initial-policy.ts';
 import { ApiError } from '../server/errors.ts';
+import { Origins } from '../server/origins.ts';
 import { ClientFrameSchema } from '../server/protocol.ts';
 import { tinyCheckpoint } from './helpers/server-harness.ts';
 
@@ -53,24 +54,71 @@ describe('configuration', () => {
       },
     );
     assert.throws(() => loadConfig({ env: {}, argv: ['--colour', 'red'] }), /Unknown option '--colour'/);
+    // Secrets stay out of the message: a short admin token, a database URL's password.
+    assert.throws(
+      () => loadConfig({ env: { ADMIN_TOKEN: 'hunter2-short', DATABASE_URL: 'mysql://app:s3cret-pass@db:3306/x' } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /ADMIN_TOKEN=\(hidden, 13 characters\): must be at least 16 characters/);
+        assert.match(err.message, /DATABASE_URL="mysql:\/\/app:\*\*\*@db:3306\/x": must start with postgres/);
+        assert.doesNotMatch(err.message, /hunter2|s3cret/);
+        return true;
+      },
+    );
   });
 });
 
 describe('limits, tokens and origins', () => {
+  const LIMITS = { maxInflightPerSession: 2, maxInflightPerAddress: 3, rateLimitPerMinute: 3, rateLimitPerAddressPerMinute: 5, feedbackPerMinute: 2, feedbackPerAddressPerMinute: 3, sessionsPerAddressPerMinute: 2 };
+
   test('a session gets MAX_INFLIGHT_PER_SESSION slots and RATE_LIMIT_PER_MINUTE starts per minute', () => {
     let now = 0;
-    const limits = new SessionLimits({ maxInflightPerSession: 2, rateLimitPerMinute: 3 }, () => now);
-    const r1 = limits.acquire(1);
-    limits.acquire(1);
-    assert.throws(() => limits.acquire(1), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_SESSION/.test(e.message));
-    limits.acquire(2, 2); // other sessions are separate
+    const limits = new ClientLimits({ ...LIMITS, maxInflightPerAddress: 100, rateLimitPerAddressPerMinute: 100 }, () => now);
+    const a = (sessionId: number) => ({ sessionId, address: '10.0.0.1' });
+    const r1 = limits.acquire(a(1));
+    limits.acquire(a(1));
+    assert.throws(() => limits.acquire(a(1)), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_SESSION/.test(e.message));
+    limits.acquire(a(2), 2); // other sessions are separate
     r1();
     r1(); // releasing twice is harmless
-    limits.acquire(1);
-    const r = limits.acquire.bind(limits);
-    assert.throws(() => r(1), /RATE_LIMIT_PER_MINUTE|MAX_INFLIGHT/);
+    limits.acquire(a(1));
+    assert.throws(() => limits.acquire(a(1)), /RATE_LIMIT_PER_MINUTE|MAX_INFLIGHT/);
     now += 61_000;
-    assert.throws(() => limits.acquire(1), /MAX_INFLIGHT_PER_SESSION/, 'the window moved on, the in-flight limit still holds');
+    assert.throws(() => limits.acquire(a(1)), /MAX_INFLIGHT_PER_SESSION/, 'the window moved on, the in-flight limit still holds');
+  });
+
+  test('fresh sessions buy nothing: in-flight, start, feedback and session-creation limits hold per client address', () => {
+    let now = 0;
+    const limits = new ClientLimits(LIMITS, () => now);
+    const from = (sessionId: number, address = '10.0.0.1') => ({ sessionId, address });
+    const releases = [limits.acquire(from(1)), limits.acquire(from(2)), limits.acquire(from(3))];
+    assert.throws(() => limits.acquire(from(4)), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && /MAX_INFLIGHT_PER_ADDRESS/.test(e.message));
+    limits.acquire(from(5, '10.0.0.2')); // another address has its own share
+    releases.forEach((r) => r());
+    limits.acquire(from(6))();
+    limits.acquire(from(7))();
+    assert.throws(() => limits.acquire(from(8)), /RATE_LIMIT_PER_ADDRESS_PER_MINUTE\); retry in 60s/);
+    limits.feedback(from(1));
+    limits.feedback(from(1));
+    assert.throws(() => limits.feedback(from(1)), /FEEDBACK_PER_MINUTE/);
+    limits.feedback(from(2));
+    assert.throws(() => limits.feedback(from(3)), /FEEDBACK_PER_ADDRESS_PER_MINUTE/);
+    limits.sessionCreated('10.0.0.1');
+    limits.sessionCreated('10.0.0.1');
+    assert.throws(() => limits.sessionCreated('10.0.0.1'), (e: unknown) => e instanceof ApiError && e.code === 'rate_limited' && e.retryAfter === 60);
+    limits.sessionCreated('10.0.0.3');
+    now += 60_001;
+    limits.sessionCreated('10.0.0.1');
+    limits.feedback(from(3));
+    limits.acquire(from(9))();
+  });
+
+  test('the client address is the socket peer unless TRUST_PROXY names how many proxies appended to X-Forwarded-For', () => {
+    assert.equal(clientAddress('::ffff:127.0.0.1', '6.6.6.6', 0), '127.0.0.1', 'a forged header is ignored without TRUST_PROXY');
+    assert.equal(clientAddress('10.0.0.9', '6.6.6.6, 203.0.113.7', 1), '203.0.113.7', 'one proxy: the entry it appended');
+    assert.equal(clientAddress('10.0.0.9', '6.6.6.6, 203.0.113.7, 10.0.0.8', 2), '203.0.113.7', 'two proxies: the entry the outer one appended');
+    assert.equal(clientAddress('10.0.0.9', undefined, 1), '10.0.0.9');
+    assert.equal(clientAddress('10.0.0.9', 'not-an-address', 1), '10.0.0.9');
   });
 
   test('the admin token is generated once into STATE_DIR with mode 0600, then reused; ADMIN_TOKEN wins', async () => {
@@ -82,17 +130,41 @@ describe('limits, tokens and origins', () => {
       const again = await ensureAdminToken({ stateDir: dir });
       assert.deepEqual([again.token, again.created], [first.token, false]);
       assert.equal((await ensureAdminToken({ stateDir: dir, adminToken: 'x'.repeat(20) })).token, 'x'.repeat(20));
+
+      // An existing file with a looser mode: rewritten (too short to be a token) or kept, it ends up 0600.
+      await writeFile(first.file!, 'short\n', { mode: 0o644 });
+      await chmod(first.file!, 0o644);
+      const rewritten = await ensureAdminToken({ stateDir: dir });
+      assert.equal(rewritten.created, true);
+      assert.equal((await stat(first.file!)).mode & 0o777, 0o600);
+      await chmod(first.file!, 0o664);
+      assert.equal((await ensureAdminToken({ stateDir: dir })).token, rewritten.token);
+      assert.equal((await stat(first.file!)).mode & 0o777, 0o600);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  test('Origin: same host allowed, allow-list allowed, others refused, no Origin (not a browser) allowed', () => {
-    assert.equal(originAllowed('http://localhost:8080', 'localhost:8080', []), true);
-    assert.equal(originAllowed('https://chat.example', 'localhost:8080', ['https://chat.example']), true);
-    assert.equal(originAllowed('https://evil.example', 'localhost:8080', ['https://chat.example']), false);
-    assert.equal(originAllowed('http://localhost:9999', 'localhost:8080', []), false);
-    assert.equal(originAllowed(undefined, 'localhost:8080', []), true);
+  test('Origin: the public origin and the allow-list, not the Host header (DNS rebinding); a wildcard HOST without PUBLIC_ORIGIN falls back to Host', () => {
+    const loopback = new Origins({ host: '127.0.0.1', publicOrigin: undefined, allowedOrigins: ['https://chat.example'] });
+    loopback.listening(8080);
+    for (const o of ['http://localhost:8080', 'http://127.0.0.1:8080', 'http://[::1]:8080', 'https://chat.example']) assert.equal(loopback.allows(o, 'localhost:8080'), true, o);
+    assert.equal(loopback.allows('https://evil.example', 'localhost:8080'), false);
+    assert.equal(loopback.allows('http://localhost:9999', 'localhost:8080'), false);
+    // A rebinding page: its own name resolves to 127.0.0.1, so Host and Origin agree; still refused.
+    assert.equal(loopback.allows('http://rebind.evil.example:8080', 'rebind.evil.example:8080'), false);
+
+    const proxied = new Origins({ host: '0.0.0.0', publicOrigin: 'https://chat.example.com', allowedOrigins: [] });
+    proxied.listening(8080);
+    assert.equal(proxied.allows('https://chat.example.com', 'internal:8080'), true);
+    assert.equal(proxied.allows('http://internal:8080', 'internal:8080'), false);
+    assert.equal(proxied.usesHostHeader, false);
+
+    const wildcard = new Origins({ host: '0.0.0.0', publicOrigin: undefined, allowedOrigins: [] });
+    wildcard.listening(8080);
+    assert.equal(wildcard.usesHostHeader, true);
+    assert.equal(wildcard.allows('http://box.lan:8080', 'box.lan:8080'), true);
+    assert.equal(wildcard.allows('http://other.lan:8080', 'box.lan:8080'), false);
   });
 
   test('the client-frame schema accepts the documented frames and refuses unknown fields', () => {
@@ -198,7 +270,8 @@ describe('npm start', () => {
   });
 
   test('serves /health, stops gracefully on SIGTERM, and a database it cannot reach stops start-up', async () => {
-    const state = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    const parent = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    const state = join(parent, 'state');
     try {
       const run = start([], { PORT: '0', STATE_DIR: state, CHECKPOINT: await tinyCheckpoint(), LOG_LEVEL: 'info' });
       const url = await new Promise<string>((resolve, reject) => {
@@ -214,15 +287,37 @@ describe('npm start', () => {
       const health = (await (await fetch(`${url}/health`)).json()) as { ready: boolean; database: { kind: string } };
       assert.deepEqual([health.ready, health.database.kind], [true, 'pglite']);
       assert.match(run.output(), /Admin token \(shown once/);
+      const { token } = (await (await fetch(`${url}/api/session`, { method: 'POST' })).json()) as { token: string };
+      const reply = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }) });
+      assert.equal(reply.status, 200);
       run.child.kill('SIGTERM');
       assert.equal(await run.exited, 0);
       assert.match(run.output(), /"msg":"stopped"/);
+
+      // Private state: the directory 0700, nothing in it (database, WAL, admin token) open to group or others.
+      assert.equal((await stat(state)).mode & 0o777, 0o700);
+      const loose: string[] = [];
+      let files = 0;
+      const walk = async (dir: string): Promise<void> => {
+        for (const entry of await readdir(dir, { withFileTypes: true })) {
+          const path = join(dir, entry.name);
+          const mode = (await lstat(path)).mode & 0o777;
+          if (entry.isSymbolicLink()) continue;
+          if ((mode & 0o077) !== 0) loose.push(`${path} ${mode.toString(8)}`);
+          if (entry.isDirectory()) await walk(path);
+          else files += 1;
+        }
+      };
+      await walk(state);
+      assert.ok(files > 100, `the embedded database was written (${files} files)`);
+      assert.deepEqual(loose, []);
+      assert.equal((await stat(join(state, 'admin-token'))).mode & 0o777, 0o600);
 
       const bad = start([], { PORT: '0', STATE_DIR: state, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
       assert.equal(await bad.exited, 1);
       assert.match(bad.output(), /start-up failed: cannot connect to PostgreSQL/);
     } finally {
-      await rm(state, { recursive: true, force: true });
+      await rm(parent, { recursive: true, force: true });
     }
   });
 });

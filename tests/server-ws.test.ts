@@ -236,6 +236,9 @@ for (const target of databaseTargets()) {
       await assert.rejects(TestSocket.open(t.wsUrl, { token, headers: { Origin: 'https://evil.example' } }), /unexpected response 403/);
       const sameOrigin = await TestSocket.open(t.wsUrl, { token, headers: { Origin: t.url } });
       sameOrigin.close();
+      // DNS rebinding: a page whose own name resolves to this server sends matching Origin and Host.
+      const port = new URL(t.url).port;
+      await assert.rejects(TestSocket.open(t.wsUrl, { token, headers: { Origin: `http://rebind.example:${port}`, Host: `rebind.example:${port}` } }), /unexpected response 403/);
       const byCookie = await TestSocket.open(t.wsUrl, { headers: { Cookie: `session=${token}` } });
       byCookie.close();
     });

@@ -15,7 +15,7 @@ import {
   renderPrompt,
   trainBpe,
 } from '../model/tokenizer/index.ts';
-import { applyMerges, pairKey } from '../model/tokenizer/bpe.ts';
+import { applyMerges, pairKey, type TokenizerJSON } from '../model/tokenizer/bpe.ts';
 
 const corpus = readFileSync(new URL('../model/assets/init-text.txt', import.meta.url), 'utf8');
 const tok = trainBpe([corpus], { vocabSize: 1024 });
@@ -178,7 +178,7 @@ test('merges never cross chunk boundaries: encode(text) is the concatenation of 
 });
 
 test('the fast merge loop gives the same tokens as textbook BPE, long chunks included', () => {
-  const merges = tok.toJSON().merges;
+  const merges = (tok.toJSON() as TokenizerJSON).merges;
   const ranks = new Map(merges.map(([a, b], r) => [pairKey(a, b), r]));
   const rand = rng(5);
   const chunks = [
@@ -199,9 +199,9 @@ test('the fast merge loop gives the same tokens as textbook BPE, long chunks inc
 
 test('incremental training learns exactly the merges of a full-recount trainer', () => {
   const text = corpus.slice(0, 6000);
-  const fast = trainBpe([text], { vocabSize: 600 }).toJSON().merges;
+  const fast = (trainBpe([text], { vocabSize: 600 }).toJSON() as TokenizerJSON).merges;
   assert.deepEqual(fast, naiveTrain(text, 600));
-  const fast1 = trainBpe([text], { vocabSize: 400, minFrequency: 1 }).toJSON().merges;
+  const fast1 = (trainBpe([text], { vocabSize: 400, minFrequency: 1 }).toJSON() as TokenizerJSON).merges;
   assert.deepEqual(fast1, naiveTrain(text, 400, 1));
 });
 
@@ -212,7 +212,7 @@ test('training is deterministic', () => {
   assert.equal(a.hash, tok.hash);
   // Ties go to the smallest pair of ids: "ab" and "cd" both occur once.
   const tie = trainBpe(['ab', 'cd'], { vocabSize: FIRST_MERGE_ID + 1, minFrequency: 1 });
-  assert.deepEqual(tie.toJSON().merges, [[97, 98]]);
+  assert.deepEqual((tie.toJSON() as TokenizerJSON).merges, [[97, 98]]);
 });
 
 test('training stops at vocabSize and counts bytes and special tokens in it', () => {
@@ -440,7 +440,7 @@ test('toJSON/fromJSON round-trip keeps the hash; a malformed file is refused wit
   const cases: Array<[unknown, RegExp]> = [
     [null, /expected a JSON object/],
     [[], /expected a JSON object/],
-    [broken((j) => (j.version = 2)), /unsupported version 2/],
+    [broken((j) => (j.version = 3)), /unsupported version 3/],
     [broken((j) => (j.format = 'gpt2')), /"format" is "gpt2"/],
     [broken((j) => (j.pretokenizer = 'other')), /pretokenizer/],
     [broken((j) => (j.specialTokens = ['<|bos|>'])), /specialTokens/],
@@ -458,5 +458,53 @@ test('toJSON/fromJSON round-trip keeps the hash; a malformed file is refused wit
       assert.match(e.message, message);
       return true;
     });
+  }
+});
+
+test('a vocabulary with its own id layout (file version 2) encodes as ours under the id mapping and is validated', () => {
+  const own = tok;
+  const ownVocab = own.vocabulary();
+  // Move every id: bytes reversed at the top, merges first, then the chat tokens, then one extra special.
+  const merges = ownVocab.merges.length;
+  const map = new Map<number, number>();
+  ownVocab.merges.forEach(([, , id], i) => map.set(id, i));
+  for (let b = 0; b < 256; b++) map.set(b, merges + 256 - 1 - b);
+  ownVocab.specialTokens.forEach((t, i) => map.set(t.id, merges + 256 + i));
+  const extra = { id: merges + 256 + ownVocab.specialTokens.length, text: '<|endoftext|>' };
+  const vocabSize = extra.id + 1;
+  const general = Tokenizer.fromVocabulary({
+    pretokenizer: ownVocab.pretokenizer,
+    vocabSize,
+    byteIds: ownVocab.byteIds.map((id) => map.get(id)!),
+    specialTokens: [...ownVocab.specialTokens.map((t) => ({ id: map.get(t.id)!, text: t.text })), extra],
+    merges: ownVocab.merges.map(([a, b, id]) => [map.get(a)!, map.get(b)!, map.get(id)!]),
+  });
+  assert.equal(general.vocabSize, vocabSize);
+  assert.equal((general.toJSON() as { version: number }).version, 2);
+  assert.notEqual(general.hash, own.hash);
+  const text = corpus.slice(0, 3000) + ' <|eot|> <|endoftext|> 👋 \ud800';
+  assert.deepEqual(general.encode(text), own.encode(text).map((id) => map.get(id)!));
+  assert.equal(general.decode(general.encode(text)), text);
+  assert.equal(general.special.eot, map.get(own.special.eot));
+  assert.ok(general.isSpecial(extra.id) && general.isSpecial(general.special.user) && !general.isSpecial(map.get(97)!));
+  assert.equal(general.decode([general.special.user, extra.id], { skipSpecial: true }), '');
+  const again = Tokenizer.fromJSON(JSON.parse(JSON.stringify(general)));
+  assert.equal(again.hash, general.hash);
+  // A layout that is ours comes back as ours (version 1, same hash).
+  assert.equal(Tokenizer.fromVocabulary(ownVocab).hash, own.hash);
+
+  const v2 = () => JSON.parse(JSON.stringify(general));
+  const cases: Array<[(j: any) => void, RegExp]> = [
+    [(j) => (j.specialTokens = j.specialTokens.filter((t: any) => t.text !== '<|eot|>')), /the chat special token <\|eot\|> is missing|neither a byte, a special token nor made by a merge/],
+    [(j) => (j.byteIds[3] = j.byteIds[4]), /byte 3 has id .*already used by byte 4|byte 4 has id .*already used by byte 3/],
+    [(j) => (j.vocabSize += 1), new RegExp(`token id ${vocabSize} is neither a byte, a special token nor made by a merge`)],
+    [(j) => (j.merges[0] = [j.merges[5][2], j.byteIds[97], j.merges[0][2]]), /merges\[0\] .*references unknown id .*: merges may only use bytes and earlier merges/],
+    [(j) => (j.merges[1][2] = j.byteIds[0]), /merges\[1\] has id .*already used by byte 0/],
+    [(j) => (j.pretokenizer = 'nope'), /unknown "pretokenizer" "nope"/],
+  ];
+  for (const [edit, pattern] of cases) {
+    const j = v2();
+    edit(j);
+    assert.throws(() => Tokenizer.fromJSON(j), pattern);
   }
 });

@@ -152,7 +152,7 @@ describe('training stages (tiny preset, fixture corpora)', () => {
 
   test('a non-finite loss stops training with an error and keeps the last good checkpoint', async () => {
     const out = join(dir, 'whole');
-    const before = await readFile(join(out, 'weights.bin'));
+    const before = await readFile(join(out, 'model.safetensors'));
     const { model, tokenizer, resume } = await loadModel(out, { withResume: true });
     const wte = model.namedWeights().get('wte')!;
     wte.assign(tf.fill(wte.shape, Number.NaN));
@@ -164,7 +164,7 @@ describe('training stages (tiny preset, fixture corpora)', () => {
       runTraining({ stage: 'pretrain', model, tokenizer, train: source, loop, config: loop, out, parent: null, progress: quiet }),
       (e: unknown) => e instanceof NonFiniteLossError && /loss became NaN at step 1/.test(e.message),
     );
-    assert.deepEqual(await readFile(join(out, 'weights.bin')), before);
+    assert.deepEqual(await readFile(join(out, 'model.safetensors')), before);
     model.dispose();
   });
 });

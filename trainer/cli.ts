@@ -9,6 +9,7 @@ import { createProgress, progressMode } from './progress.ts';
 import { runPretrainStage, PretrainStageSchema } from './stages/pretrain.ts';
 import { runSftStage, SftStageSchema } from './stages/sft.ts';
 import { runTokenizerStage, TokenizerStageSchema } from './stages/tokenizer.ts';
+import { AverageStageSchema, runAverageStage } from './stages/average.ts';
 import { ExportStageSchema, runExportStage } from './stages/export.ts';
 import { PpoStageSchema, runPpoStage } from './stages/ppo.ts';
 import { RmStageSchema, runRmStage } from './stages/rm.ts';
@@ -21,6 +22,7 @@ const STAGES = {
   rm: RmStageSchema,
   ppo: PpoStageSchema,
   export: ExportStageSchema,
+  average: AverageStageSchema,
 } as const;
 type Stage = keyof typeof STAGES;
 
@@ -76,6 +78,14 @@ async function main(argv: string[]): Promise<number> {
       await initEngine();
       const r = await runExportStage(cfg);
       say(`exported step ${r.step} to ${r.out} (weights sha256 ${r.sha256.slice(0, 12)}…)`);
+      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
+      return 0;
+    }
+    case 'average': {
+      const cfg = parseFlags(rest, AverageStageSchema);
+      await initEngine();
+      const r = await runAverageStage(cfg);
+      say(`averaged the snapshots of steps ${r.steps.join(', ')} into ${r.out} (weights sha256 ${r.sha256.slice(0, 12)}…)`);
       if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
       return 0;
     }

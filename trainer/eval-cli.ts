@@ -1,6 +1,7 @@
 /**
- * `npm run eval -- --checkpoint DIR [--json] [--corpus-dir D]`: the evaluation report of a checkpoint
- * (see evaluation.ts). Markdown by default; with --json, one JSON object on the last stdout line.
+ * `npm run eval -- --checkpoint DIR [--json] [--corpus-dir D] [--split valid]`: the evaluation report
+ * of a checkpoint (see evaluation.ts). Markdown by default; with --json, one JSON object on the last
+ * stdout line. `--split valid` measures on validation data (for recipe choices), the default on test.
  */
 import { z } from 'zod';
 import { initEngine } from '../model/backend.ts';
@@ -8,7 +9,7 @@ import { runCommand } from '../model/cli/args.ts';
 import { resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import { resolveCorpusDir } from './data/index.ts';
-import { evaluateCheckpoint, reportMarkdown } from './evaluation.ts';
+import { evalJson, evaluateCheckpoint, reportMarkdown } from './evaluation.ts';
 import { FlagError, parseFlags } from './flags.ts';
 
 const EvalSchema = z
@@ -16,6 +17,7 @@ const EvalSchema = z
     checkpoint: z.string().default(''),
     corpusDir: z.string().default(''),
     json: z.boolean().default(false),
+    split: z.enum(['test', 'valid']).default('test').describe('test: the report; valid: Cornell valid movies + the WikiText held-out slice, for recipe choices'),
     maxTokens: z.number().int().min(100).default(20000).describe('target tokens per perplexity'),
     prompts: z.number().int().min(1).max(2000).default(200),
     maxNewTokens: z.number().int().min(1).max(256).default(32),
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
   const { model, tokenizer, meta } = await loadModel(dir, { expectKind: 'policy' });
   try {
     const report = await evaluateCheckpoint(model, tokenizer, {
+      split: cfg.split,
       corpusDir: resolveCorpusDir({ flag: cfg.corpusDir || undefined }),
       maxTokens: cfg.maxTokens,
       prompts: cfg.prompts,
@@ -39,7 +42,7 @@ async function main(): Promise<void> {
     });
     const seconds = (performance.now() - t0) / 1000;
     process.stderr.write(`[eval] ${dir} (step ${meta.step}) in ${seconds.toFixed(1)}s\n`);
-    if (cfg.json) process.stdout.write(JSON.stringify({ checkpoint: dir, step: meta.step, seconds, ...report }) + '\n');
+    if (cfg.json) process.stdout.write(JSON.stringify({ checkpoint: dir, step: meta.step, seconds, ...evalJson(report) }) + '\n');
     else process.stdout.write(reportMarkdown(dir, report) + '\n');
   } finally {
     model.dispose();

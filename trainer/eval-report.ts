@@ -4,9 +4,9 @@
  * (when given) the reward model's held-out accuracy per source.
  */
 import { readFileSync } from 'node:fs';
-import type { EvalReport } from './evaluation.ts';
+import { REPLY_COLUMNS, replyCells, type TestEvalJson } from './evaluation.ts';
 
-type Saved = EvalReport & { checkpoint: string; step: number; seconds: number };
+type Saved = TestEvalJson & { checkpoint: string; step: number; seconds: number };
 
 const [pretrainPath, sftPath, rewardPath] = process.argv.slice(2);
 if (!pretrainPath || !sftPath) {
@@ -17,14 +17,17 @@ const read = (p: string): Saved => JSON.parse(readFileSync(p, 'utf8')) as Saved;
 const pre = read(pretrainPath);
 const sft = read(sftPath);
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const stats = (r: EvalReport, k: 'greedy' | 'beam_search') =>
-  `${f(r[k].mean_len)} | ${f(r[k].distinct_1)} | ${f(r[k].distinct_2)} | ${f(r[k].repeated_3gram_share)} | ${f(r[k].empty_share)}`;
+const stats = (r: Saved, k: 'greedy' | 'beam_search') => replyCells(r[k]);
+if ([pre, sft].some((r) => r.split !== undefined && r.split !== 'test')) {
+  process.stderr.write('eval-report: both reports must be of the test split (npm run eval without --split)\n');
+  process.exit(2);
+}
 
 const out = [
   '# Evaluation of the default model',
   '',
   `Pretrained checkpoint: step ${pre.step}; SFT checkpoint: step ${sft.step}. Produced by \`npm run eval\`.`,
-  `Perplexities use the first ${sft.details.cornell_test_reply_tokens} reply tokens of the Cornell test movies and the first ${sft.details.wikitext_test_tokens} tokens of WikiText-2 test;`,
+  `Perplexities use the first ${sft.details.cornell_reply_tokens ?? sft.details.cornell_test_reply_tokens} reply tokens of the Cornell test movies and the first ${sft.details.wikitext_tokens ?? sft.details.wikitext_test_tokens} tokens of WikiText-2 test;`,
   `replies answer the first user turn of ${sft.details.prompts} held-out Cornell dialogues (${JSON.stringify(sft.details.decoding)}).`,
   '',
   '| metric | pretrained only | after SFT |',
@@ -33,8 +36,8 @@ const out = [
   `| WikiText-2 test token perplexity | ${f(pre.wikitext_test_token_ppl)} | ${f(sft.wikitext_test_token_ppl)} |`,
   `| WikiText-2 test word perplexity | ${f(pre.wikitext_test_word_ppl)} | ${f(sft.wikitext_test_word_ppl)} |`,
   '',
-  '| replies | mean words | distinct-1 | distinct-2 | repeated 3-gram | empty |',
-  '| --- | --- | --- | --- | --- | --- |',
+  `| ${REPLY_COLUMNS.join(' | ')} |`,
+  `|${' --- |'.repeat(REPLY_COLUMNS.length)}`,
   `| pretrained, greedy | ${stats(pre, 'greedy')} |`,
   `| pretrained, beam search | ${stats(pre, 'beam_search')} |`,
   `| SFT, greedy | ${stats(sft, 'greedy')} |`,

@@ -5,7 +5,11 @@
  *   counted by whitespace in the detokenised text),
  * - reply statistics for greedy and beam search on a fixed set of held-out Cornell prompts: mean
  *   length in words, distinct-1/2 (unique word n-grams / all word n-grams), the share of replies that
- *   repeat a word 3-gram, and the share of empty replies.
+ *   repeat a word 3-gram, the share of empty replies, and the share of replies equal to the single
+ *   most frequent reply (top_reply_share: an "I don't know." for every prompt scores near 1).
+ * With `split: 'valid'` the same is measured on validation data instead, for choosing a recipe
+ * without touching the test sets: the Cornell valid movies and the WikiText held-out slice (see
+ * data/pretrain-text.ts); the JSON keys then say `valid` and `heldout` instead of `test`.
  * Perplexities are computed on a fixed, documented prefix of each test set (`maxTokens`) so the
  * report takes a minute or two on a CPU.
  */
@@ -16,7 +20,8 @@ import { createDecoder } from '../model/decode/generate.ts';
 import { parseDecodeOptions } from '../model/decode/options.ts';
 import type { ChatMessage, Tokenizer } from '../model/tokenizer/index.ts';
 import { packedSource, sequenceSource, type BatchSource } from './batching/batches.ts';
-import { cornellPaths, loadCornellDialogues, readWikiText, wikiTextPath, wikiTextToDocuments } from './data/index.ts';
+import { cornellPaths, loadCornellDialogues } from './data/index.ts';
+import { wikiTestDocuments, wikiTrainAndHeldOut } from './data/pretrain-text.ts';
 import { dialogueSequences } from './batching/dialogue-sequences.ts';
 import { packDocuments } from './batching/pack-documents.ts';
 import { evaluate } from './train-step.ts';
@@ -27,12 +32,16 @@ interface ReplyStats {
   distinct_2: number;
   repeated_3gram_share: number;
   empty_share: number;
+  top_reply_share: number;
 }
 
+export type EvalSplit = 'test' | 'valid';
+
 export interface EvalReport {
-  cornell_test_reply_ppl: number;
-  wikitext_test_token_ppl: number;
-  wikitext_test_word_ppl: number;
+  split: EvalSplit;
+  cornell_reply_ppl: number;
+  wikitext_token_ppl: number;
+  wikitext_word_ppl: number;
   greedy: ReplyStats;
   beam_search: ReplyStats;
   /** What was measured: token counts, prompts, decoding settings. */
@@ -41,7 +50,27 @@ export interface EvalReport {
   samples: { prompt: string; greedy: string; beam_search: string }[];
 }
 
+/** The report as `npm run eval -- --json` prints it, keys named after the split measured. */
+export interface EvalJson extends Omit<EvalReport, 'cornell_reply_ppl' | 'wikitext_token_ppl' | 'wikitext_word_ppl'> {
+  [measure: string]: unknown;
+}
+
+/** The JSON keys of the test split (the report shipped with a model). */
+export interface TestEvalJson extends Omit<EvalReport, 'cornell_reply_ppl' | 'wikitext_token_ppl' | 'wikitext_word_ppl'> {
+  cornell_test_reply_ppl: number;
+  wikitext_test_token_ppl: number;
+  wikitext_test_word_ppl: number;
+}
+
+export function evalJson(r: EvalReport): EvalJson {
+  const { cornell_reply_ppl, wikitext_token_ppl, wikitext_word_ppl, ...rest } = r;
+  const c = r.split === 'test' ? 'cornell_test' : 'cornell_valid';
+  const w = r.split === 'test' ? 'wikitext_test' : 'wikitext_heldout';
+  return { [`${c}_reply_ppl`]: cornell_reply_ppl, [`${w}_token_ppl`]: wikitext_token_ppl, [`${w}_word_ppl`]: wikitext_word_ppl, ...rest };
+}
+
 interface EvalOptions {
+  split: EvalSplit;
   corpusDir: string;
   maxTokens: number;
   prompts: number;
@@ -58,7 +87,10 @@ export function replyStats(replies: string[]): ReplyStats {
   let repeated = 0;
   let empty = 0;
   let length = 0;
+  const counts = new Map<string, number>();
   for (const r of replies) {
+    const key = r.trim();
+    counts.set(key, (counts.get(key) ?? 0) + 1);
     const ws = words(r);
     length += ws.length;
     if (ws.length === 0) empty++;
@@ -74,6 +106,7 @@ export function replyStats(replies: string[]): ReplyStats {
     distinct_2: all2.length ? new Set(all2).size / all2.length : 0,
     repeated_3gram_share: repeated / n,
     empty_share: empty / n,
+    top_reply_share: replies.length ? Math.max(...counts.values()) / replies.length : 0,
   };
 }
 
@@ -108,13 +141,14 @@ async function replies(model: GPT, tokenizer: Tokenizer, prompts: ChatMessage[][
 export async function evaluateCheckpoint(model: GPT, tokenizer: Tokenizer, o: EvalOptions): Promise<EvalReport> {
   const T = model.config.context;
   const B = 16;
-  // 1. Cornell test replies.
-  const { dialogues } = await loadCornellDialogues(cornellPaths(o.corpusDir), { bothOffsets: true });
-  const testSeqs = dialogues.test.flatMap((d) => dialogueSequences(tokenizer, d.messages, T + 1));
+  // 1. Cornell replies of the held-out movies.
+  const { dialogues: bySplit } = await loadCornellDialogues(cornellPaths(o.corpusDir), { bothOffsets: true });
+  const heldDialogues = bySplit[o.split];
+  const testSeqs = heldDialogues.flatMap((d) => dialogueSequences(tokenizer, d.messages, T + 1));
   const cornell = sequenceSource(testSeqs, { batchSize: B, context: T, seed: 7, padId: tokenizer.special.pad });
   const cornellEval = await evaluate(model, cornell, batchesFor(cornell, o.maxTokens));
-  // 2. WikiText-2 test.
-  const docs = wikiTextToDocuments(await readWikiText(wikiTextPath(o.corpusDir, 'test')));
+  // 2. WikiText-2 test, or the slice held out of pretraining.
+  const docs = o.split === 'test' ? await wikiTestDocuments(o.corpusDir) : (await wikiTrainAndHeldOut(o.corpusDir)).heldOut;
   const stream = packDocuments(tokenizer, docs);
   const wiki = packedSource(stream, { batchSize: B, context: T, seed: 7 });
   const wikiBatches = batchesFor(wiki, o.maxTokens);
@@ -123,19 +157,20 @@ export async function evaluateCheckpoint(model: GPT, tokenizer: Tokenizer, o: Ev
   const wordCount = docs.reduce((a, d) => a + words(d).length, 0);
   const wordsPerToken = wordCount / stream.length;
   // 3. Replies to held-out prompts: each test dialogue's first user turn (fixed order, first N).
-  const firstTurns = dialogues.test.filter((d) => d.offset === 0).slice(0, o.prompts).map((d) => [d.messages[0]]);
+  const firstTurns = heldDialogues.filter((d) => d.offset === 0).slice(0, o.prompts).map((d) => [d.messages[0]]);
   const common = { max_new_tokens: o.maxNewTokens, repetition_penalty: 1.2 };
   const greedy = await replies(model, tokenizer, firstTurns, { ...common, strategy: 'greedy' });
   const beam = await replies(model, tokenizer, firstTurns, { ...common, strategy: 'beam_search', beam_width: o.beamWidth });
   return {
-    cornell_test_reply_ppl: cornellEval.ppl,
-    wikitext_test_token_ppl: wikiEval.ppl,
-    wikitext_test_word_ppl: Math.exp(wikiEval.loss / wordsPerToken),
+    split: o.split,
+    cornell_reply_ppl: cornellEval.ppl,
+    wikitext_token_ppl: wikiEval.ppl,
+    wikitext_word_ppl: Math.exp(wikiEval.loss / wordsPerToken),
     greedy: replyStats(greedy),
     beam_search: replyStats(beam),
     details: {
-      cornell_test_reply_tokens: cornellEval.tokens,
-      wikitext_test_tokens: wikiEval.tokens,
+      cornell_reply_tokens: cornellEval.tokens,
+      wikitext_tokens: wikiEval.tokens,
       words_per_token: wordsPerToken,
       prompts: firstTurns.length,
       decoding: { ...common, beam_width: o.beamWidth },
@@ -146,16 +181,26 @@ export async function evaluateCheckpoint(model: GPT, tokenizer: Tokenizer, o: Ev
 
 export function reportMarkdown(name: string, r: EvalReport): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : String(x));
+  const cornell = r.split === 'test' ? 'Cornell test' : 'Cornell valid';
+  const wiki = r.split === 'test' ? 'WikiText-2 test' : 'WikiText-2 held-out slice';
   const lines = [
     `| ${name} | value |`,
     '| --- | --- |',
-    `| Cornell test reply perplexity | ${f(r.cornell_test_reply_ppl)} |`,
-    `| WikiText-2 test token perplexity | ${f(r.wikitext_test_token_ppl)} |`,
-    `| WikiText-2 test word perplexity | ${f(r.wikitext_test_word_ppl)} |`,
+    `| ${cornell} reply perplexity | ${f(r.cornell_reply_ppl)} |`,
+    `| ${wiki} token perplexity | ${f(r.wikitext_token_ppl)} |`,
+    `| ${wiki} word perplexity | ${f(r.wikitext_word_ppl)} |`,
     '',
-    '| replies | mean words | distinct-1 | distinct-2 | repeated 3-gram | empty |',
-    '| --- | --- | --- | --- | --- | --- |',
-    ...(['greedy', 'beam_search'] as const).map((k) => `| ${k} | ${f(r[k].mean_len)} | ${f(r[k].distinct_1)} | ${f(r[k].distinct_2)} | ${f(r[k].repeated_3gram_share)} | ${f(r[k].empty_share)} |`),
+    `| ${REPLY_COLUMNS.join(' | ')} |`,
+    `|${' --- |'.repeat(REPLY_COLUMNS.length)}`,
+    ...(['greedy', 'beam_search'] as const).map((k) => `| ${k} | ${replyCells(r[k])} |`),
   ];
   return lines.join('\n');
+}
+
+export const REPLY_COLUMNS = ['replies', 'mean words', 'distinct-1', 'distinct-2', 'repeated 3-gram', 'empty', 'top reply share'];
+
+/** The reply statistics as markdown table cells, in REPLY_COLUMNS order. */
+export function replyCells(s: ReplyStats): string {
+  const f = (x: number | undefined) => (x === undefined ? 'n/a' : Number.isFinite(x) ? x.toFixed(3) : String(x));
+  return [s.mean_len, s.distinct_1, s.distinct_2, s.repeated_3gram_share, s.empty_share, s.top_reply_share].map(f).join(' | ');
 }

@@ -1,54 +1,174 @@
 #!/usr/bin/env bash
 # The whole offline pipeline on a small machine (2 CPU cores, no GPU), from corpora to the shipped
-# default models: tokenizer -> pretrain (WikiText + Brown) -> SFT (Cornell dialogues) -> eval
-# -> reward model (bootstrap pairs) -> export to models/default/{policy,reward}. Each training stage
-# checkpoints; rerun a stage with --resume to continue it.
+# default models: tokenizer -> pretrain (WikiText + Brown + Cornell training text) -> SFT (Cornell
+# dialogues, with a share of pretraining batches) -> average of the last SFT checkpoints -> eval
+# -> reward model (bootstrap pairs) -> export to $OUT/{policy,reward} with $OUT/EVAL.md.
 #
-#   CORPUS_DIR=/path/to/corpora npm run pipeline        (see docs/training.md, section Corpora)
+#   CORPUS_DIR=/path/to/corpora npm run pipeline                 a fresh run
+#   CORPUS_DIR=/path/to/corpora npm run pipeline -- --resume     continue a killed run
 #
-# Budgets (PRETRAIN_EPOCHS, SFT_STEPS, RM_STEPS) are the knobs for time; docs/model.md states what the
-# defaults took on a 2-core machine.
+# Resumable: each step writes a done-marker (atomically, after the step's outputs) under
+# $RUNS/.done/. With --resume, finished steps are skipped and the step that was running continues
+# from its last checkpoint (pretrain and SFT resume bit-exactly; the other steps are short and
+# start over). --resume with other settings than the run it continues is refused.
+#
+# Settings (environment; the defaults are the recipe of docs/recipe.md, sized for <= 3 hours on a
+# quiet 2-core machine): PRESET, VOCAB_SIZE, BROWN, PRETRAIN_CORNELL, PRETRAIN_STEPS, PRETRAIN_LR,
+# SFT_STEPS, SFT_LR, SFT_MIN_LR, SFT_PRETRAIN_SHARE, AVERAGE_LAST, CHECKPOINT_EVERY, RM_STEPS,
+# EVAL_PROMPTS, EVAL_MAX_TOKENS, TOKENIZER_MAX_CHARS, THREADS, OUT, STATE_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+RESUME=0
+for arg in "$@"; do
+  case "$arg" in
+    --resume) RESUME=1 ;;
+    *) echo "pipeline: unknown argument '$arg' (only --resume)" >&2; exit 2 ;;
+  esac
+done
 
 : "${CORPUS_DIR:?set CORPUS_DIR to the folder holding wikitext-2-raw/ and the Cornell corpus (docs/training.md: Corpora)}"
 export CORPUS_DIR
 RUNS="${STATE_DIR:-./.state}/runs"
 PRESET="${PRESET:-small}"
-PRETRAIN_EPOCHS="${PRETRAIN_EPOCHS:-1}"
-SFT_STEPS="${SFT_STEPS:-1000}"
-RM_STEPS="${RM_STEPS:-400}"
-DROPOUT="${DROPOUT:-0}"
+VOCAB_SIZE="${VOCAB_SIZE:-4096}"
+BROWN="${BROWN:-true}"
+PRETRAIN_CORNELL="${PRETRAIN_CORNELL:-true}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-6000}"
+PRETRAIN_LR="${PRETRAIN_LR:-0.002}"
+SFT_STEPS="${SFT_STEPS:-5000}"
+SFT_LR="${SFT_LR:-0.001}"
+SFT_MIN_LR="${SFT_MIN_LR:-0.0001}"
+SFT_PRETRAIN_SHARE="${SFT_PRETRAIN_SHARE:-0.25}"
+AVERAGE_LAST="${AVERAGE_LAST:-1}"
+CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-250}"
+RM_STEPS="${RM_STEPS:-1200}"
+EVAL_PROMPTS="${EVAL_PROMPTS:-200}"
+EVAL_MAX_TOKENS="${EVAL_MAX_TOKENS:-20000}"
+TOKENIZER_MAX_CHARS="${TOKENIZER_MAX_CHARS:-8000000}"
 # Data-parallel engines for pretraining and SFT: one per core (wasm runs one thread per engine).
 THREADS="${THREADS:-$(node -p 'require("os").availableParallelism()')}"
 OUT="${OUT:-models/default}"
 HH_EVAL="$CORPUS_DIR/hh-rlhf/helpful-base/test.jsonl.gz"
+DONE="$RUNS/.done"
+SETTINGS="$RUNS/pipeline-settings"
 
-# 1. Tokenizer: byte-level BPE, 4096 ids, on WikiText + Brown + Cornell training dialogues.
-npm run -s train -- tokenizer --vocab-size=4096 --out="$RUNS/tokenizer/tokenizer.json"
+say() { echo "[pipeline $(date -u +%H:%M:%S)] $*" >&2; }
+train() { node --import tsx trainer/cli.ts "$@"; }
+evaluate() { node --import tsx trainer/eval-cli.ts "$@"; }
 
-# 2. Pretraining: the small GPT learns English from packed WikiText + Brown text.
-npm run -s train -- pretrain --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
-  --epochs="$PRETRAIN_EPOCHS" --dropout="$DROPOUT" --threads="$THREADS" --out="$RUNS/pretrain"
+# Everything that decides what the run computes (THREADS does not: data-parallel steps are exact).
+settings() {
+  cat <<EOF
+CORPUS_DIR=$CORPUS_DIR
+PRESET=$PRESET
+VOCAB_SIZE=$VOCAB_SIZE
+BROWN=$BROWN
+PRETRAIN_CORNELL=$PRETRAIN_CORNELL
+PRETRAIN_STEPS=$PRETRAIN_STEPS
+PRETRAIN_LR=$PRETRAIN_LR
+SFT_STEPS=$SFT_STEPS
+SFT_LR=$SFT_LR
+SFT_MIN_LR=$SFT_MIN_LR
+SFT_PRETRAIN_SHARE=$SFT_PRETRAIN_SHARE
+AVERAGE_LAST=$AVERAGE_LAST
+CHECKPOINT_EVERY=$CHECKPOINT_EVERY
+RM_STEPS=$RM_STEPS
+EVAL_PROMPTS=$EVAL_PROMPTS
+EVAL_MAX_TOKENS=$EVAL_MAX_TOKENS
+TOKENIZER_MAX_CHARS=$TOKENIZER_MAX_CHARS
+OUT=$OUT
+EOF
+}
 
-# 3. SFT: multi-turn Cornell movie dialogues, loss on the assistant's turns only.
-npm run -s train -- sft --init="$RUNS/pretrain" --max-steps="$SFT_STEPS" --threads="$THREADS" --out="$RUNS/sft"
+# Writes a file from stdin atomically: readers see the old file or the whole new one.
+write_atomically() {
+  local tmp="$1.tmp-$$"
+  cat > "$tmp"
+  mv -f "$tmp" "$1"
+}
 
-# 4. Evaluation of both, so the report shows what SFT changed.
-mkdir -p "$OUT"
-npm run -s eval -- --checkpoint "$RUNS/pretrain" --json | tail -n 1 > "$OUT/eval-pretrain.json"
-npm run -s eval -- --checkpoint "$RUNS/sft" --json | tail -n 1 > "$OUT/eval-sft.json"
+if [ "$RESUME" = 1 ]; then
+  if [ ! -f "$SETTINGS" ]; then echo "pipeline: --resume: no run to continue in $RUNS (start one without --resume)" >&2; exit 2; fi
+  if ! diff <(cat "$SETTINGS") <(settings) >/dev/null; then
+    echo "pipeline: --resume with other settings than the run in $RUNS:" >&2
+    diff <(cat "$SETTINGS") <(settings) | sed -n 's/^[<>]/  &/p' >&2 || true
+    exit 2
+  fi
+  say "resuming the run in $RUNS"
+else
+  # A fresh run: nothing of an earlier one in $RUNS is reused.
+  rm -rf "$DONE" "$RUNS/tokenizer" "$RUNS/pretrain" "$RUNS/pretrain.snapshots" "$RUNS/sft" "$RUNS/sft.snapshots" "$RUNS/sft-avg" "$RUNS/eval"
+  mkdir -p "$RUNS"
+  settings | write_atomically "$SETTINGS"
+fi
+mkdir -p "$DONE" "$RUNS/eval" "$OUT"
 
-# 5. Ship the SFT model (also the PPO reference) without its optimizer state.
-npm run -s train -- export --from="$RUNS/sft" --out="$OUT/policy"
-npx tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" > "$OUT/EVAL.md"
+# step NAME COMMAND...: runs COMMAND unless NAME is done, then marks NAME done.
+step() {
+  local name="$1"
+  shift
+  if [ -f "$DONE/$name" ]; then say "$name: done already"; return 0; fi
+  say "$name"
+  "$@"
+  : | write_atomically "$DONE/$name"
+}
 
-# 6. The default reward model: bootstrap pairs from the Cornell training split (true reply over
-#    another conversation's, a repeated, an empty or a truncated one), evaluated on held-out bootstrap
-#    pairs and, when present, HH-RLHF helpful-base test.
-EVAL_PAIRS=""
-[ -f "$HH_EVAL" ] && EVAL_PAIRS="--eval-pairs=$HH_EVAL"
-npm run -s train -- rm --policy="$OUT/policy" --bootstrap-from-corpus --max-steps="$RM_STEPS" $EVAL_PAIRS --out="$OUT/reward" --json \
-  | tail -n 1 > "$OUT/eval-reward.json"
-npx tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" "$OUT/eval-reward.json" > "$OUT/EVAL.md"
-echo "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"
+# Budgets are in updates (--max-steps = --schedule-steps; --epochs only high enough not to stop first).
+# --resume for a training stage that has a checkpoint to continue from.
+resume_flag() { if [ -f "$1/meta.json" ]; then echo --resume; fi; }
+
+# With AVERAGE_LAST > 1 the shipped policy is the mean of SFT's last AVERAGE_LAST checkpoints.
+SFT_FINAL="$RUNS/sft"
+SNAPSHOTS=0
+if [ "$AVERAGE_LAST" -gt 1 ]; then SFT_FINAL="$RUNS/sft-avg"; SNAPSHOTS="$AVERAGE_LAST"; fi
+
+tokenizer() {
+  train tokenizer --vocab-size="$VOCAB_SIZE" --brown="$BROWN" --max-chars="$TOKENIZER_MAX_CHARS" --out="$RUNS/tokenizer/tokenizer.json"
+}
+pretrain() {
+  train pretrain $(resume_flag "$RUNS/pretrain") --preset="$PRESET" --tokenizer="$RUNS/tokenizer/tokenizer.json" \
+    --brown="$BROWN" --cornell="$PRETRAIN_CORNELL" --dropout=0 --lr="$PRETRAIN_LR" --min-lr="$(node -p "$PRETRAIN_LR / 10")" \
+    --epochs=1000 --max-steps="$PRETRAIN_STEPS" --schedule-steps="$PRETRAIN_STEPS" --checkpoint-every="$CHECKPOINT_EVERY" \
+    --eval-every="$CHECKPOINT_EVERY" --threads="$THREADS" --out="$RUNS/pretrain"
+}
+sft() {
+  train sft $(resume_flag "$RUNS/sft") --init="$RUNS/pretrain" --pretrain-share="$SFT_PRETRAIN_SHARE" \
+    --lr="$SFT_LR" --min-lr="$SFT_MIN_LR" --epochs=1000 --max-steps="$SFT_STEPS" --schedule-steps="$SFT_STEPS" \
+    --checkpoint-every="$CHECKPOINT_EVERY" --eval-every="$CHECKPOINT_EVERY" --keep-snapshots="$SNAPSHOTS" \
+    --threads="$THREADS" --out="$RUNS/sft"
+}
+average() { train average --from="$RUNS/sft" --last="$AVERAGE_LAST" --out="$RUNS/sft-avg"; }
+# eval CHECKPOINT NAME: the test-split report as JSON in $RUNS/eval/NAME.json.
+eval_json() {
+  local line
+  line="$(evaluate --checkpoint "$1" --prompts="$EVAL_PROMPTS" --max-tokens="$EVAL_MAX_TOKENS" --json | tail -n 1)"
+  printf '%s\n' "$line" | write_atomically "$RUNS/eval/$2.json"
+}
+export_policy() { train export --from="$SFT_FINAL" --out="$OUT/policy"; }
+# The default reward model: bootstrap pairs from the Cornell training split (true reply over another
+# conversation's, a repeated, an empty or a truncated one), evaluated on held-out bootstrap pairs
+# and, when present, HH-RLHF helpful-base test.
+reward() {
+  local eval_pairs=() line
+  if [ -f "$HH_EVAL" ]; then eval_pairs=(--eval-pairs="$HH_EVAL"); fi
+  line="$(train rm --policy="$OUT/policy" --bootstrap-from-corpus --max-steps="$RM_STEPS" "${eval_pairs[@]}" --out="$OUT/reward" --json | tail -n 1)"
+  printf '%s\n' "$line" | write_atomically "$RUNS/eval/reward.json"
+}
+report() {
+  local name md
+  for name in pretrain sft reward; do write_atomically "$OUT/eval-$name.json" < "$RUNS/eval/$name.json"; done
+  md="$(node --import tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" "$OUT/eval-reward.json")"
+  printf '%s\n' "$md" | write_atomically "$OUT/EVAL.md"
+}
+
+step tokenizer tokenizer
+step pretrain pretrain
+step sft sft
+if [ "$AVERAGE_LAST" -gt 1 ]; then step average average; fi
+step eval-pretrain eval_json "$RUNS/pretrain" pretrain
+step eval-sft eval_json "$SFT_FINAL" sft
+step export export_policy
+step reward reward
+step report report
+say "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"

@@ -15,12 +15,15 @@ import { learningRate } from './optim/schedule.ts';
 import type { ProgressReporter } from './progress.ts';
 import { evaluate, trainStep } from './train-step.ts';
 import { DataParallel } from './parallel/data-parallel.ts';
+import { clearSnapshots, saveSnapshot } from './snapshots.ts';
 
 /** The optimisation settings every LM stage shares (each field is a CLI flag). */
 export interface LoopConfig {
   epochs: number;
   /** Stop after this many updates even if epochs remain; 0 = no limit. */
   maxSteps: number;
+  /** Length of the learning-rate schedule in updates; 0 or unset = all epochs. */
+  scheduleSteps?: number;
   batchSize: number;
   lr: number;
   minLr: number;
@@ -35,6 +38,8 @@ export interface LoopConfig {
   seed: number;
   /** Data-parallel threads (engines), this one included; 1 or unset: plain steps. */
   threads?: number;
+  /** Also keep the weights of the last N checkpoints as snapshots (see snapshots.ts); 0 or unset: none. */
+  keepSnapshots?: number;
 }
 
 interface TrainState {
@@ -91,17 +96,23 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
   if (run.resume) {
     const saved = run.resume.state as TrainState;
     if (saved.stage !== run.stage) throw new Error(`cannot resume: the checkpoint is from stage '${saved.stage}', not '${run.stage}'`);
-    const diff = configDiff(saved.config, run.config, ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs', 'threads']);
+    const diff = configDiff(saved.config, run.config, ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs', 'threads', 'keepSnapshots']);
     if (diff.length > 0) throw new Error(`cannot resume with different settings: ${diff.map((k) => `${k} (was ${JSON.stringify(saved.config[k])}, now ${JSON.stringify(run.config[k])})`).join(', ')}`);
     optimizer.restore(run.resume.tensors, saved.step);
     for (const { tensor } of run.resume.tensors) tensor.dispose();
     state = { ...saved, config: run.config };
   }
 
-  // The schedule spans all epochs; --max-steps only stops early, so a run cut short and resumed
-  // follows the same learning rates as one that was never interrupted.
-  const schedule = { lr: loop.lr, minLr: loop.minLr, warmupSteps: loop.warmupSteps, totalSteps: loop.epochs * perEpoch };
+  // The schedule spans all epochs (or --schedule-steps, for a budget in updates); --max-steps only
+  // stops early, so a run cut short and resumed follows the same learning rates as one that was
+  // never interrupted.
+  const schedule = { lr: loop.lr, minLr: loop.minLr, warmupSteps: loop.warmupSteps, totalSteps: (loop.scheduleSteps ?? 0) > 0 ? loop.scheduleSteps! : loop.epochs * perEpoch };
   const save = async () => {
+    // The snapshot first: killed between the two, the resumed run redoes this step and writes the
+    // same snapshot again, so the snapshots match an uninterrupted run's.
+    if ((loop.keepSnapshots ?? 0) > 0) {
+      await saveSnapshot(run.out, loop.keepSnapshots!, { model, tokenizer: run.tokenizer, kind: 'policy', step: state.step, parent: run.out, extra: { stage: run.stage } });
+    }
     const resume: ResumeState = { optimizerName: 'adamw', tensors: optimizer.stateTensors(), state };
     const last = state.evals.at(-1);
     await saveModel(run.out, {
@@ -123,6 +134,9 @@ export async function runTraining(run: TrainRun): Promise<TrainResult> {
     progress.event('eval', { step: state.step, loss: r.loss, ppl: r.ppl, tokens: r.tokens }, `eval step ${state.step}: loss ${r.loss.toFixed(4)} ppl ${r.ppl.toFixed(2)} (${r.tokens} tokens)`);
     return r;
   };
+
+  // A fresh run into an --out used before must not inherit that run's snapshots.
+  if (!run.resume) await clearSnapshots(run.out);
 
   let finalLoss = Number.NaN;
   const parallel = (loop.threads ?? 1) > 1 ? await DataParallel.start(model, loop.threads!) : null;

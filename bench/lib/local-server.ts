@@ -102,8 +102,20 @@ export async function startLocalServer(choice: ModelChoice, { log, env = {} }: L
       checkpoint = await initCheckpoint({ preset: choice.preset, out: join(scratch, 'model'), text: INIT_TEXT });
     }
     const adminToken = randomBytes(24).toString('hex');
-    // The per-session rate limit is for people; the clients here are few sessions sending many requests.
-    const settings = { ...process.env, RATE_LIMIT_PER_MINUTE: '100000', ...env, CHECKPOINT: checkpoint, ADMIN_TOKEN: adminToken };
+    // The per-session and per-address limits are for people; the clients here are few sessions on
+    // loopback sending many requests.
+    const settings = {
+      ...process.env,
+      RATE_LIMIT_PER_MINUTE: '100000',
+      RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '1000000',
+      MAX_INFLIGHT_PER_ADDRESS: '10000',
+      FEEDBACK_PER_MINUTE: '100000',
+      FEEDBACK_PER_ADDRESS_PER_MINUTE: '1000000',
+      SESSIONS_PER_ADDRESS_PER_MINUTE: '1000000',
+      ...env,
+      CHECKPOINT: checkpoint,
+      ADMIN_TOKEN: adminToken,
+    };
     // The server logs JSON lines on stdout by default; the benchmarks keep stdout for their result.
     const level: LogLevel = process.env.LOG_LEVEL ? loadConfig({ env: settings }).logLevel : 'error';
     const logger = pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));

@@ -157,7 +157,7 @@ async function deleteComparePairs(trx: Db, pairs: [chosen: number, rejected: num
     .execute();
 }
 
-/** Loads assistant replies by id, in the given order; RepoError when one is missing or not a reply. */
+/** Loads generated replies by id, in the given order; RepoError when one is missing or not a reply the model wrote. */
 async function loadReplies(trx: Db, ids: number[]): Promise<Message[]> {
   const rows = await trx.selectFrom('messages').selectAll().where('id', 'in', ids).execute();
   return ids.map((id) => {
@@ -165,6 +165,9 @@ async function loadReplies(trx: Db, ids: number[]): Promise<Message[]> {
     if (!message) throw new RepoError('not_found', `message ${id} does not exist`);
     if (message.role !== 'assistant') {
       throw new RepoError('bad_request', `message ${id} is a ${message.role} message; only assistant replies are rated`);
+    }
+    if (message.origin !== 'generated') {
+      throw new RepoError('not_generated', `message ${id} was sent by the client, not written by the model; only the model's replies are rated`);
     }
     return message;
   });

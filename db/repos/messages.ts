@@ -6,6 +6,7 @@ import type {
   FinishReason,
   JsonObject,
   Message,
+  MessageOrigin,
   MessageRole,
   MessageTimings,
 } from '../schema.ts';
@@ -16,6 +17,8 @@ interface NewMessageInput {
   /** The previous turn (same conversation); null or omitted for the first message. */
   parentId?: number | null;
   role: MessageRole;
+  /** Default `client`; `generated` only for the rows of replies the model writes. */
+  origin?: MessageOrigin;
   /** Empty for a reply that is about to be generated (fill it in with updateMessage). */
   content?: string;
   modelVersionId?: number | null;
@@ -27,7 +30,23 @@ interface NewMessageInput {
 }
 
 /** What a finished reply fills in: everything of a new message except where it sits in the tree. */
-type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role'>;
+type MessagePatch = Omit<NewMessageInput, 'conversationId' | 'parentId' | 'role' | 'origin'>;
+
+/** The finish reasons of a generation that ran its course or was stopped by the user. */
+const GENERATION_ENDS: readonly (FinishReason | null)[] = ['stop', 'length', 'cancelled'];
+
+/**
+ * Why a message may not be treated as a reply the model wrote (rated, chosen, paired), or undefined
+ * when it may: it must be a generated assistant row that stored its model version and a finish reason
+ * from generation (not still running, failed or interrupted).
+ */
+export function notModelReply(m: Pick<Message, 'id' | 'role' | 'origin' | 'model_version_id' | 'finish_reason'>): string | undefined {
+  if (m.role !== 'assistant') return `message ${m.id} is a ${m.role} message, not a reply of the model`;
+  if (m.origin !== 'generated') return `message ${m.id} was sent by the client (conversation history), not written by the model`;
+  if (m.finish_reason === null) return `message ${m.id} is still being generated`;
+  if (m.model_version_id === null || !GENERATION_ENDS.includes(m.finish_reason)) return `message ${m.id} did not finish generating (${m.finish_reason})`;
+  return undefined;
+}
 
 const jsonOrNull = (value: unknown) => (value == null ? null : toJson(value));
 
@@ -43,6 +62,7 @@ export async function insertMessage(db: Db, m: NewMessageInput): Promise<Message
         conversation_id: m.conversationId,
         parent_id: m.parentId ?? null,
         role: m.role,
+        origin: m.origin ?? 'client',
         content: m.content ?? '',
         model_version_id: m.modelVersionId ?? null,
         decoding: jsonOrNull(m.decoding),
@@ -203,6 +223,8 @@ export async function markInterruptedReplies(db: Db, { olderThanMs }: { olderTha
     .updateTable('messages')
     .set({ finish_reason: 'interrupted' })
     .where('role', '=', 'assistant')
+    // Client history turns have no end to store: they are context, never "unfinished".
+    .where('origin', '=', 'generated')
     .where('finish_reason', 'is', null);
   if (olderThanMs !== undefined) query = query.where('created_at', '<', sql<Date>`now() - ${olderThanMs} * interval '1 millisecond'`);
   const rows = await query.returning('id').execute();

@@ -28,6 +28,9 @@ export async function syncSiblingPairs(trx: Db, messageId: number): Promise<numb
     .whereRef('mr.parent_id', '=', 'mc.parent_id')
     .where('mc.role', '=', 'assistant')
     .where('mr.role', '=', 'assistant')
+    // Client-sent history turns are context, never a side of a pair.
+    .where('mc.origin', '=', 'generated')
+    .where('mr.origin', '=', 'generated')
     .where((eb) => eb.or([eb('c.message_id', '=', messageId), eb('r.message_id', '=', messageId)]))
     .execute();
   const key = (chosen: number | null, rejected: number | null) => `${chosen}>${rejected}`;
@@ -168,7 +171,7 @@ export interface PageOptions {
   limit?: number;
 }
 
-/** Pairs in id order, with their prompt context and reply texts; page with `afterId`. */
+/** Pairs in id order, with their prompt context and reply texts; page with `afterId`. Pairs with a client-sent side are left out. */
 export async function exportPairs(
   db: Db,
   { afterId = 0, limit = 1000, sources }: PageOptions & { sources?: readonly PairSource[] } = {},
@@ -192,6 +195,9 @@ export async function exportPairs(
         from preference_pair_uses u where u.pair_id = p.id), '[]'::jsonb)`.as('trained_by'),
     ])
     .where('p.id', '>', afterId)
+    // A pair over messages counts only when both sides are replies the model wrote (rows written
+    // before message origins existed could pair client-sent text).
+    .where((eb) => eb.or([eb('p.chosen_message_id', 'is', null), eb.and([eb('c.origin', '=', 'generated'), eb('r.origin', '=', 'generated')])]))
     .orderBy('p.id')
     .limit(limit);
   // An empty list selects nothing (and `in ()` is not SQL).

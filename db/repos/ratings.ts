@@ -41,7 +41,7 @@ interface SingleRatingExport {
   updated_at: Date;
 }
 
-/** Ratings of replies that are neither the chosen nor the rejected reply of any pair, in id order. */
+/** Ratings of generated replies that are neither the chosen nor the rejected reply of any pair, in id order. */
 export async function listSingleRatings(
   db: Db,
   { afterId = 0, limit = 1000 }: PageOptions = {},
@@ -61,6 +61,7 @@ export async function listSingleRatings(
       'm.content as response',
     ])
     .where('r.id', '>', afterId)
+    .where('m.origin', '=', 'generated')
     .where(({ not, exists, selectFrom }) =>
       not(
         exists(

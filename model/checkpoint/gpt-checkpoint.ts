@@ -15,7 +15,7 @@ export interface LoadedModel {
   resume?: ResumeState;
 }
 
-interface SaveModelInput {
+export interface SaveModelInput {
   model: GPT;
   tokenizer: Tokenizer;
   kind?: CheckpointKind;

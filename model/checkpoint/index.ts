@@ -1,5 +1,5 @@
 /**
- * Checkpoint store of the model: a directory with meta.json, weights.bin, tokenizer.json and
+ * Checkpoint store of the model: a directory with meta.json, model.safetensors, tokenizer.json and
  * optional resume state (optimizer.bin + train_state.json). Model-agnostic: tfjs-core, zod, node only.
  */
 export { CheckpointError } from './errors.ts';
@@ -15,3 +15,6 @@ export {
   type ResumeState,
 } from './load.ts';
 export { sha256File, checkpointWeightsSha256 } from './hash.ts';
+export { migrateCheckpoint } from './migrate.ts';
+export { encodeSafetensors, decodeSafetensors } from './safetensors.ts';
+export type { RawTensor } from './tensor-file.ts';

@@ -20,6 +20,7 @@ import {
   type TensorEntry,
 } from './meta-schema.ts';
 import type { NamedTensor } from './save.ts';
+import { checkpointDtype, parseSafetensorsHeader } from './safetensors.ts';
 import { formatShape, unpackTensors, validateTensorManifest, type RawTensor } from './tensor-file.ts';
 
 interface LoadCheckpointOptions {
@@ -48,7 +49,7 @@ interface LoadedCheckpoint {
   resume?: ResumeState;
 }
 
-/** Reads and validates meta.json (schema + manifest self-consistency) without touching weights.bin. */
+/** Reads and validates meta.json (schema + manifest self-consistency) without touching the weights file. */
 export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   const raw = await readJsonFile(dir, META_FILE, 'not a checkpoint directory (meta.json is missing)');
   const parsed = checkpointMetaSchema.safeParse(raw);
@@ -85,7 +86,7 @@ export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = 
     if (problem !== null) throw new CheckpointError(dir, `weights do not match the expected model: ${problem}`);
   }
 
-  const weightBytes = await readVerifiedBinary(dir, WEIGHTS_FILE, meta.weights.bytes, meta.weights.sha256);
+  const weightBytes = await readVerifiedBinary(dir, meta.weights.file, meta.weights.bytes, meta.weights.sha256);
   const tokenizerJson = await readJsonFile(dir, TOKENIZER_FILE, 'tokenizer.json is missing');
 
   let resumeRaw: { optimizerName: string; tensors: RawTensor[]; state: unknown } | undefined;
@@ -99,7 +100,7 @@ export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = 
     const optBytes = await readVerifiedBinary(dir, OPTIMIZER_FILE, opt.bytes, opt.sha256);
     resumeRaw = { optimizerName: opt.name, tensors: unpackTensors(optBytes, opt.tensors), state: st.data.state };
   }
-  const rawWeights = unpackTensors(weightBytes, meta.weights.tensors);
+  const rawWeights = meta.weights.file === WEIGHTS_FILE ? unpackSafetensors(dir, weightBytes, meta.weights.tensors) : unpackTensors(weightBytes, meta.weights.tensors);
 
   // All checks passed: create tensors. If tfjs throws midway, dispose what was created.
   const created: tf.Tensor[] = [];
@@ -124,6 +125,33 @@ export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = 
     for (const t of created) t.dispose();
     throw new CheckpointError(dir, `creating tensors failed: ${describeError(err)}`, { cause: err });
   }
+}
+
+/**
+ * The tensors of a model.safetensors whose bytes passed the sha256 check, after checking that its own
+ * header says what meta.json's manifest says (a file edited and re-hashed by hand is caught here).
+ */
+function unpackSafetensors(dir: string, bytes: Uint8Array, manifest: readonly TensorEntry[]): RawTensor[] {
+  let header;
+  try {
+    header = parseSafetensorsHeader(bytes);
+  } catch (err) {
+    throw new CheckpointError(dir, `${WEIGHTS_FILE} ${describeError(err)}`, { cause: err });
+  }
+  const inFile = new Map(header.tensors.map((t) => [t.name, t] as const));
+  for (const m of manifest) {
+    const t = inFile.get(m.name);
+    if (t === undefined) throw new CheckpointError(dir, `${WEIGHTS_FILE} lacks tensor '${m.name}' listed in meta.json`);
+    const dtype = checkpointDtype(t.dtype) ?? t.dtype;
+    if (dtype !== m.dtype || !sameShape(t.shape, m.shape) || t.offset !== m.offset) {
+      throw new CheckpointError(dir, `${WEIGHTS_FILE} describes tensor '${m.name}' as ${dtype} ${formatShape(t.shape)} at ${t.offset}, meta.json as ${m.dtype} ${formatShape(m.shape)} at ${m.offset}`);
+    }
+  }
+  if (header.tensors.length !== manifest.length) {
+    const listed = new Set(manifest.map((m) => m.name));
+    throw new CheckpointError(dir, `${WEIGHTS_FILE} holds tensors meta.json does not list: ${listNames(header.tensors.map((t) => t.name).filter((n) => !listed.has(n)))}`);
+  }
+  return unpackTensors(bytes.subarray(header.dataStart), manifest);
 }
 
 /** Compares a manifest with the expected name -> shape map; returns a message or null. */
@@ -172,7 +200,7 @@ async function readJsonFile(dir: string, file: string, missingMessage: string): 
   }
 }
 
-async function readVerifiedBinary(dir: string, file: string, bytes: number, sha256: string): Promise<Uint8Array> {
+export async function readVerifiedBinary(dir: string, file: string, bytes: number, sha256: string): Promise<Uint8Array> {
   let data: Uint8Array;
   try {
     data = await readFile(join(dir, file));

@@ -1,9 +1,12 @@
 /** zod schemas and types for meta.json and train_state.json. */
 import { z } from 'zod';
 
-export const CHECKPOINT_FORMAT = 1 as const;
+/** Format 2 keeps the weights in safetensors; format 1 (weights.bin, our own packing) is still read. */
+export const CHECKPOINT_FORMAT = 2 as const;
+export const LEGACY_CHECKPOINT_FORMAT = 1 as const;
 export const META_FILE = 'meta.json';
-export const WEIGHTS_FILE = 'weights.bin';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const LEGACY_WEIGHTS_FILE = 'weights.bin';
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const OPTIMIZER_FILE = 'optimizer.bin';
 export const TRAIN_STATE_FILE = 'train_state.json';
@@ -21,7 +24,7 @@ const tensorEntrySchema = z.object({
   name: z.string().min(1),
   shape: z.array(z.number().int().nonnegative()),
   dtype: tensorDtypeSchema,
-  /** Byte offset in the binary file (multiple of 4). */
+  /** Byte offset in the binary file (multiple of 4); in model.safetensors, from the start of its data section. */
   offset: byteCount,
   /** Byte length: product(shape) * 4. */
   length: byteCount,
@@ -29,25 +32,32 @@ const tensorEntrySchema = z.object({
 export type TensorEntry = z.infer<typeof tensorEntrySchema>;
 
 const weightsManifestSchema = z.object({
-  file: z.literal(WEIGHTS_FILE),
+  file: z.enum([WEIGHTS_FILE, LEGACY_WEIGHTS_FILE]),
+  /** sha256 of the whole weights file (for safetensors: header included). */
   sha256: sha256Schema,
+  /** Size of the whole weights file. */
   bytes: byteCount,
   tensors: z.array(tensorEntrySchema),
 });
 
-export const checkpointMetaSchema = z.object({
-  format: z.literal(CHECKPOINT_FORMAT),
-  kind: checkpointKindSchema,
-  /** The model config object, stored as-is (must be present, may be null). */
-  config: z.unknown(),
-  tokenizer_hash: z.string().min(1),
-  step: z.number().int().nonnegative(),
-  parent: z.string().nullable(),
-  created_at: z.iso.datetime(),
-  metrics: z.record(z.string(), z.number()),
-  weights: weightsManifestSchema,
-  extra: z.record(z.string(), z.unknown()).optional(),
-});
+export const checkpointMetaSchema = z
+  .object({
+    format: z.union([z.literal(CHECKPOINT_FORMAT), z.literal(LEGACY_CHECKPOINT_FORMAT)]),
+    kind: checkpointKindSchema,
+    /** The model config object, stored as-is (must be present, may be null). */
+    config: z.unknown(),
+    tokenizer_hash: z.string().min(1),
+    step: z.number().int().nonnegative(),
+    parent: z.string().nullable(),
+    created_at: z.iso.datetime(),
+    metrics: z.record(z.string(), z.number()),
+    weights: weightsManifestSchema,
+    extra: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((m) => m.weights.file === (m.format === CHECKPOINT_FORMAT ? WEIGHTS_FILE : LEGACY_WEIGHTS_FILE), {
+    message: `format ${CHECKPOINT_FORMAT} keeps its weights in ${WEIGHTS_FILE}, format ${LEGACY_CHECKPOINT_FORMAT} in ${LEGACY_WEIGHTS_FILE}`,
+    path: ['weights', 'file'],
+  });
 export type CheckpointMeta = z.infer<typeof checkpointMetaSchema>;
 
 const optimizerManifestSchema = z.object({

@@ -18,6 +18,7 @@ import {
   type CheckpointMeta,
   type TrainStateFile,
 } from './meta-schema.ts';
+import { encodeSafetensors } from './safetensors.ts';
 import { formatShape, packTensors, shapeSize, type RawTensor } from './tensor-file.ts';
 
 export interface NamedTensor {
@@ -56,7 +57,8 @@ export async function saveCheckpoint(dir: string, ck: SaveCheckpointInput): Prom
   if (ck === null || typeof ck !== 'object') fail('saveCheckpoint needs a checkpoint object');
   const weightList = normalizeWeights(dir, ck.weights);
   const weights = await readTensors(dir, 'weights', weightList);
-  const packed = packTensors(weights);
+  // `format: pt` is what transformers expects of a safetensors file's metadata.
+  const packed = encodeSafetensors(weights, { format: 'pt' });
 
   const meta = {
     format: CHECKPOINT_FORMAT,

@@ -17,6 +17,11 @@ interface BatchRequest {
   onEvents: (events: GenerationEvent[]) => void;
   /** Aborting cancels the request at the next step boundary (its `done` says 'cancelled'). */
   signal?: AbortSignal;
+  /**
+   * Who the request is for (e.g. a client's address). Free rows go to the waiting request whose group
+   * holds the fewest rows, so that many requests of one group cannot keep the others waiting. Default ''.
+   */
+  group?: string;
 }
 
 interface Entry {
@@ -105,13 +110,32 @@ export class Batcher {
     if (events.length > 0) e.req.onEvents(events);
   }
 
+  /**
+   * The queued request to admit next: the oldest of the group holding the fewest rows (running or
+   * just admitted), so that groups share the batch in turn rather than first come, first served.
+   */
+  private nextQueued(held: Map<string, number>): number {
+    let best = 0;
+    for (let i = 1; i < this.queue.length; i++) {
+      if ((held.get(this.queue[i].req.group ?? '') ?? 0) < (held.get(this.queue[best].req.group ?? '') ?? 0)) best = i;
+    }
+    return best;
+  }
+
   /** Prefills queued requests that fit, lets each decoder take its first step, and joins their rows. */
   private async admit(): Promise<void> {
     let free = this.maxRows - this.entries.reduce((a, e) => a + e.req.decoder.maxRows, 0);
+    const held = new Map<string, number>();
+    const hold = (e: Entry) => held.set(e.req.group ?? '', (held.get(e.req.group ?? '') ?? 0) + e.req.decoder.maxRows);
+    this.entries.forEach(hold);
     const admitted: Entry[] = [];
-    while (this.queue.length > 0 && this.queue[0].req.decoder.maxRows <= free) {
-      const e = this.queue.shift()!;
+    while (this.queue.length > 0) {
+      const next = this.nextQueued(held);
+      // The next in turn waits for room rather than being overtaken by a smaller request.
+      if (this.queue[next].req.decoder.maxRows > free) break;
+      const [e] = this.queue.splice(next, 1);
       free -= e.req.decoder.maxRows;
+      hold(e);
       admitted.push(e);
     }
     if (admitted.length === 0) return;

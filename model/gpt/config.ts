@@ -25,11 +25,15 @@ const GPTConfigSchema = z
 
 export type GPTConfig = z.infer<typeof GPTConfigSchema>;
 
-/** Named presets. `tiny` trains in seconds in tests; `small` is the default CPU chat model. */
+/**
+ * Named presets. `tiny` trains in seconds in tests; `small` is the default CPU chat model; `gpt2` is
+ * GPT-2's 124M shape (its 50257 tokens plus our six chat tokens), the size of imported GPT-2 weights.
+ */
 export const PRESETS = {
   tiny: { vocabSize: 512, context: 64, dModel: 32, nLayers: 2, nHeads: 2, dropout: 0, initSeed: 1 },
   small: { vocabSize: 4096, context: 128, dModel: 128, nLayers: 4, nHeads: 4, dropout: 0.1, initSeed: 1 },
   base: { vocabSize: 8192, context: 512, dModel: 512, nLayers: 8, nHeads: 8, dropout: 0.1, initSeed: 1 },
+  gpt2: { vocabSize: 50263, context: 1024, dModel: 768, nLayers: 12, nHeads: 12, dropout: 0.1, initSeed: 1 },
 } as const satisfies Record<string, GPTConfig>;
 
 export type PresetName = keyof typeof PRESETS;

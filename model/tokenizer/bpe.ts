@@ -1,10 +1,13 @@
 /**
- * Byte-level BPE tokenizer (the GPT-2 idea, in our own small file format).
+ * Byte-level BPE tokenizer (the GPT-2 idea).
  *
- * Vocabulary: ids 0..255 are the raw bytes, 256..261 the special tokens (special-tokens.ts),
- * and from 262 on, merge i (a pair of earlier ids) is token 262 + i. Text is turned into bytes
- * with WTF-8 (wtf8.ts), so every JS string, lone surrogates included, round-trips exactly and no
- * character is ever "unknown".
+ * Our own vocabularies (file version 1): ids 0..255 are the raw bytes, 256..261 the special tokens
+ * (special-tokens.ts), and from 262 on, merge i (a pair of earlier ids) is token 262 + i. A vocabulary
+ * from elsewhere (file version 2, e.g. an imported GPT-2) places the same three kinds of token at any
+ * ids: a token id for each byte, merges in rank order each naming the id it makes, and special tokens
+ * (the six chat tokens plus any others the vocabulary had, such as GPT-2's <|endoftext|>). Text is
+ * turned into bytes with WTF-8 (wtf8.ts), so every JS string, lone surrogates included, round-trips
+ * exactly and no character is ever "unknown".
  *
  * Security property: `encode` never produces a special-token id. A user typing "<|assistant|>"
  * gets the ordinary byte tokens of that text, so plain text cannot forge a role switch or an end
@@ -12,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MinHeap2 } from './min-heap.ts';
-import { PRETOKENIZER_NAME, pretokenize } from './pretokenize.ts';
+import { PRETOKENIZER_NAME, isKnownPretokenizer, pretokenize } from './pretokenize.ts';
 import {
   BYTE_TOKEN_COUNT,
   FIRST_MERGE_ID,
@@ -20,23 +23,48 @@ import {
   SPECIAL_TOKEN_IDS,
   SPECIAL_TOKEN_TEXTS,
   type SpecialTokenIds,
-  isSpecialTokenId,
 } from './special-tokens.ts';
 import { decodeWtf8, encodeWtf8 } from './wtf8.ts';
 
 const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
 const TOKENIZER_VERSION = 1;
+/** File version of a vocabulary with its own id layout (see the file comment). */
+const TOKENIZER_VERSION_GENERAL = 2;
 
 /** A learned merge: the two token ids whose concatenation becomes a new token. */
 export type MergePair = readonly [number, number];
 
-/** The file format (`toJSON`). Merge i creates token id FIRST_MERGE_ID + i. */
-interface TokenizerJSON {
+/** The file format of our own layout (`toJSON`). Merge i creates token id FIRST_MERGE_ID + i. */
+export interface TokenizerJSON {
   format: typeof TOKENIZER_FORMAT;
   version: typeof TOKENIZER_VERSION;
   pretokenizer: string;
   specialTokens: string[];
   merges: [number, number][];
+}
+
+/** The file format of a vocabulary with its own id layout. */
+interface GeneralTokenizerJSON {
+  format: typeof TOKENIZER_FORMAT;
+  version: typeof TOKENIZER_VERSION_GENERAL;
+  pretokenizer: string;
+  vocabSize: number;
+  /** byteIds[b] is the token id of the single byte b. */
+  byteIds: number[];
+  /** Special tokens (never produced by `encode`); must include the six chat tokens. */
+  specialTokens: { id: number; text: string }[];
+  /** Merges in rank order: [left id, right id, id of the merged token]. */
+  merges: [number, number, number][];
+}
+
+/** Everything that places tokens at ids; the default is our own layout. */
+export interface VocabularyLayout {
+  pretokenizer: string;
+  vocabSize: number;
+  byteIds: readonly number[];
+  specialTokens: readonly { id: number; text: string }[];
+  /** Id made by merge i. */
+  mergeIds: readonly number[];
 }
 
 interface DecodeOptions {
@@ -54,48 +82,104 @@ export function pairKey(a: number, b: number): number {
 const MAX_CACHED_CHUNK_LENGTH = 64;
 const MAX_CACHE_ENTRIES = 200_000;
 
+const IDENTITY_BYTES: readonly number[] = Array.from({ length: BYTE_TOKEN_COUNT }, (_, b) => b);
+
+/** Our own layout for `mergeCount` merges. */
+function ownLayout(mergeCount: number): VocabularyLayout {
+  return {
+    pretokenizer: PRETOKENIZER_NAME,
+    vocabSize: FIRST_MERGE_ID + mergeCount,
+    byteIds: IDENTITY_BYTES,
+    specialTokens: SPECIAL_TOKEN_TEXTS.map((text, i) => ({ id: BYTE_TOKEN_COUNT + i, text })),
+    mergeIds: Array.from({ length: mergeCount }, (_, i) => FIRST_MERGE_ID + i),
+  };
+}
+
 export class Tokenizer {
-  /** Number of token ids: 256 bytes + special tokens + merges. */
+  /** Number of token ids. */
   readonly vocabSize: number;
-  readonly special: SpecialTokenIds = SPECIAL_TOKEN_IDS;
+  readonly special: SpecialTokenIds;
   /** sha256 (hex) of the canonical JSON: identifies the vocabulary a model was trained with. */
   readonly hash: string;
+  /** Name of the pre-tokenizer (pretokenize.ts) that splits text before BPE. */
+  readonly pretokenizer: string;
 
   private readonly merges: readonly MergePair[];
+  private readonly layout: VocabularyLayout;
+  /** True for our own layout (file version 1). */
+  private readonly own: boolean;
   /** pairKey(a, b) -> merge rank (index in `merges`); lower rank = merged earlier. */
   private readonly ranks = new Map<number, number>();
+  private readonly mergeIds: Int32Array;
+  private readonly byteIds: Int32Array;
+  private readonly specialIds = new Set<number>();
   private readonly tokenBytes: Uint8Array[] = [];
   private readonly cache = new Map<string, number[]>();
 
-  /** Builds a tokenizer from merges; throws if they are not a valid merge list. */
-  constructor(merges: readonly MergePair[]) {
-    validateMerges(merges);
+  /**
+   * Builds a tokenizer from merges (pairs of ids) in our own layout, or in `layout` (see
+   * `fromVocabulary`); throws if they do not make a valid vocabulary.
+   */
+  constructor(merges: readonly MergePair[], layout?: VocabularyLayout) {
+    this.layout = layout ?? ownLayout(merges.length);
+    this.own = layout === undefined || isOwnLayout(layout, merges.length);
+    validateVocabulary(merges, this.layout);
     this.merges = merges.map(([a, b]) => [a, b] as const);
-    this.vocabSize = FIRST_MERGE_ID + merges.length;
+    this.vocabSize = this.layout.vocabSize;
+    this.pretokenizer = this.layout.pretokenizer;
+    this.mergeIds = Int32Array.from(this.layout.mergeIds);
+    this.byteIds = Int32Array.from(this.layout.byteIds);
 
-    for (let b = 0; b < BYTE_TOKEN_COUNT; b++) this.tokenBytes.push(Uint8Array.of(b));
-    for (const text of SPECIAL_TOKEN_TEXTS) this.tokenBytes.push(encodeWtf8(text));
+    const bytes: (Uint8Array | undefined)[] = new Array(this.vocabSize);
+    this.byteIds.forEach((id, b) => (bytes[id] = Uint8Array.of(b)));
+    for (const { id, text } of this.layout.specialTokens) {
+      bytes[id] = encodeWtf8(text);
+      this.specialIds.add(id);
+    }
     this.merges.forEach(([a, b], rank) => {
       this.ranks.set(pairKey(a, b), rank);
-      const left = this.tokenBytes[a];
-      const right = this.tokenBytes[b];
+      const left = bytes[a]!;
+      const right = bytes[b]!;
       const joined = new Uint8Array(left.length + right.length);
       joined.set(left, 0);
       joined.set(right, left.length);
-      this.tokenBytes.push(joined);
+      bytes[this.mergeIds[rank]] = joined;
     });
+    for (let id = 0; id < this.vocabSize; id++) this.tokenBytes.push(bytes[id]!);
 
+    const byText = new Map(this.layout.specialTokens.map((t) => [t.text, t.id] as const));
+    const role = (text: string) => byText.get(text)!;
+    this.special = this.own
+      ? SPECIAL_TOKEN_IDS
+      : Object.freeze({
+          bos: role('<|bos|>'),
+          user: role('<|user|>'),
+          assistant: role('<|assistant|>'),
+          system: role('<|system|>'),
+          eot: role('<|eot|>'),
+          pad: role('<|pad|>'),
+        });
     this.hash = createHash('sha256').update(JSON.stringify(this.toJSON())).digest('hex');
+  }
+
+  /**
+   * A tokenizer with its own id layout (an imported vocabulary). When the layout turns out to be
+   * ours, the result is the same as `new Tokenizer(merges)` (same file, same hash).
+   */
+  static fromVocabulary(v: { pretokenizer: string; vocabSize: number; byteIds: readonly number[]; specialTokens: readonly { id: number; text: string }[]; merges: readonly (readonly [number, number, number])[] }): Tokenizer {
+    const merges = v.merges.map(([a, b]) => [a, b] as const);
+    const layout: VocabularyLayout = { pretokenizer: v.pretokenizer, vocabSize: v.vocabSize, byteIds: v.byteIds, specialTokens: v.specialTokens, mergeIds: v.merges.map((m) => m[2]) };
+    return isOwnLayout(layout, merges.length) ? new Tokenizer(merges) : new Tokenizer(merges, layout);
   }
 
   /** Text -> token ids. Never returns special-token ids (see the file comment). */
   encode(text: string): number[] {
     if (typeof text !== 'string') throw new TypeError(`encode expects a string, got ${typeof text}`);
     const out: number[] = [];
-    for (const chunk of pretokenize(text)) {
+    for (const chunk of pretokenize(text, this.pretokenizer)) {
       let ids = this.cache.get(chunk);
       if (ids === undefined) {
-        ids = applyMerges(encodeWtf8(chunk), this.ranks);
+        ids = applyMerges(encodeWtf8(chunk), this.ranks, this.mergeIds, this.byteIds);
         if (chunk.length <= MAX_CACHED_CHUNK_LENGTH) {
           if (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.clear();
           this.cache.set(chunk, ids);
@@ -116,12 +200,12 @@ export class Tokenizer {
     let length = 0;
     for (let i = 0; i < ids.length; i++) {
       this.checkId(ids[i], i);
-      if (!(skipSpecial && isSpecialTokenId(ids[i]))) length += this.tokenBytes[ids[i]].length;
+      if (!(skipSpecial && this.specialIds.has(ids[i]))) length += this.tokenBytes[ids[i]].length;
     }
     const bytes = new Uint8Array(length);
     let offset = 0;
     for (const id of ids) {
-      if (skipSpecial && isSpecialTokenId(id)) continue;
+      if (skipSpecial && this.specialIds.has(id)) continue;
       bytes.set(this.tokenBytes[id], offset);
       offset += this.tokenBytes[id].length;
     }
@@ -135,11 +219,23 @@ export class Tokenizer {
   }
 
   isSpecial(id: number): boolean {
-    return isSpecialTokenId(id);
+    return this.specialIds.has(id);
   }
 
-  toJSON(): TokenizerJSON {
+  /** The whole vocabulary in the general form (also for our own layout), e.g. for exporting it. */
+  vocabulary(): Omit<GeneralTokenizerJSON, 'format' | 'version'> {
+    return {
+      pretokenizer: this.pretokenizer,
+      vocabSize: this.vocabSize,
+      byteIds: Array.from(this.byteIds),
+      specialTokens: this.layout.specialTokens.map(({ id, text }) => ({ id, text })),
+      merges: this.merges.map(([a, b], i) => [a, b, this.mergeIds[i]]),
+    };
+  }
+
+  toJSON(): TokenizerJSON | GeneralTokenizerJSON {
     // Fixed key order: JSON.stringify of this object is the canonical form that `hash` covers.
+    if (!this.own) return { format: TOKENIZER_FORMAT, version: TOKENIZER_VERSION_GENERAL, ...this.vocabulary() };
     return {
       format: TOKENIZER_FORMAT,
       version: TOKENIZER_VERSION,
@@ -156,15 +252,16 @@ export class Tokenizer {
     };
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) fail('expected a JSON object');
     const o = obj as Record<string, unknown>;
+    if (o.format !== TOKENIZER_FORMAT) {
+      fail(`"format" is ${JSON.stringify(o.format)}, expected "${TOKENIZER_FORMAT}"`);
+    }
+    if (o.version === TOKENIZER_VERSION_GENERAL) return generalFromJSON(o, fail);
     const known = ['format', 'version', 'pretokenizer', 'specialTokens', 'merges'];
     for (const key of Object.keys(o)) {
       if (!known.includes(key)) fail(`unknown field "${key}"`);
     }
-    if (o.format !== TOKENIZER_FORMAT) {
-      fail(`"format" is ${JSON.stringify(o.format)}, expected "${TOKENIZER_FORMAT}"`);
-    }
     if (o.version !== TOKENIZER_VERSION) {
-      fail(`unsupported version ${JSON.stringify(o.version)} (this code reads version ${TOKENIZER_VERSION})`);
+      fail(`unsupported version ${JSON.stringify(o.version)} (this code reads versions ${TOKENIZER_VERSION} and ${TOKENIZER_VERSION_GENERAL})`);
     }
     if (o.pretokenizer !== PRETOKENIZER_NAME) {
       fail(`"pretokenizer" is ${JSON.stringify(o.pretokenizer)}, this code implements "${PRETOKENIZER_NAME}"`);
@@ -196,33 +293,89 @@ export class Tokenizer {
   }
 }
 
-/**
- * Checks that merge i only uses ids that exist before token FIRST_MERGE_ID + i: byte tokens or
- * earlier merges, never special tokens, and no pair twice. The "earlier" rule also guarantees
- * what `applyMerges` relies on: a pair containing a token made by merge r has a rank above r.
- */
-function validateMerges(merges: readonly MergePair[]): void {
-  if (FIRST_MERGE_ID + merges.length > MAX_VOCAB_SIZE) {
-    throw new Error(`${merges.length} merges give a vocabulary above the maximum of ${MAX_VOCAB_SIZE}`);
+function generalFromJSON(o: Record<string, unknown>, fail: (what: string) => never): Tokenizer {
+  const known = ['format', 'version', 'pretokenizer', 'vocabSize', 'byteIds', 'specialTokens', 'merges'];
+  for (const key of Object.keys(o)) if (!known.includes(key)) fail(`unknown field "${key}"`);
+  if (typeof o.pretokenizer !== 'string' || !isKnownPretokenizer(o.pretokenizer)) fail(`unknown "pretokenizer" ${JSON.stringify(o.pretokenizer)}`);
+  if (!Number.isInteger(o.vocabSize)) fail('"vocabSize" must be an integer');
+  if (!Array.isArray(o.byteIds) || o.byteIds.length !== BYTE_TOKEN_COUNT) fail(`"byteIds" must list ${BYTE_TOKEN_COUNT} ids`);
+  if (!Array.isArray(o.specialTokens) || o.specialTokens.some((t) => typeof t?.text !== 'string' || !Number.isInteger(t?.id))) {
+    fail('"specialTokens" must be an array of { id, text }');
   }
+  if (!Array.isArray(o.merges) || o.merges.some((m) => !Array.isArray(m) || m.length !== 3)) fail('"merges" must be an array of [id, id, id] triples');
+  try {
+    return Tokenizer.fromVocabulary(o as unknown as GeneralTokenizerJSON);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+function isOwnLayout(layout: VocabularyLayout, mergeCount: number): boolean {
+  const own = ownLayout(mergeCount);
+  return (
+    layout.pretokenizer === own.pretokenizer &&
+    layout.vocabSize === own.vocabSize &&
+    layout.byteIds.every((id, b) => id === b) &&
+    layout.specialTokens.length === own.specialTokens.length &&
+    layout.specialTokens.every((t, i) => t.id === own.specialTokens[i].id && t.text === own.specialTokens[i].text) &&
+    layout.mergeIds.every((id, i) => id === own.mergeIds[i])
+  );
+}
+
+/**
+ * Checks a vocabulary: every id in [0, vocabSize) is exactly one of a byte, a special token or the
+ * result of a merge (two merges may make the same id only if they spell the same bytes); merge i only
+ * uses bytes and tokens made by earlier merges, never special tokens, and no pair twice; the six chat
+ * tokens are special tokens. The "earlier" rule also guarantees what `applyMerges` relies on.
+ */
+function validateVocabulary(merges: readonly MergePair[], layout: VocabularyLayout): void {
+  const { vocabSize } = layout;
+  if (!layout.pretokenizer || !isKnownPretokenizer(layout.pretokenizer)) throw new Error(`unknown pre-tokenizer '${layout.pretokenizer}'`);
+  if (!Number.isInteger(vocabSize) || vocabSize > MAX_VOCAB_SIZE) {
+    throw new Error(`a vocabulary of ${vocabSize} tokens is above the maximum of ${MAX_VOCAB_SIZE}`);
+  }
+  if (layout.mergeIds.length !== merges.length) throw new Error('every merge needs the id of the token it makes');
+  const kind = new Array<string | undefined>(vocabSize);
+  const claim = (id: number, what: string) => {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`${what} has id ${JSON.stringify(id)}, outside [0, ${vocabSize})`);
+    if (kind[id] !== undefined) throw new Error(`${what} has id ${id}, already used by ${kind[id]}`);
+    kind[id] = what;
+  };
+  if (layout.byteIds.length !== BYTE_TOKEN_COUNT) throw new Error(`a byte-level vocabulary needs ${BYTE_TOKEN_COUNT} byte tokens`);
+  layout.byteIds.forEach((id, b) => claim(id, `byte ${b}`));
+  for (const t of layout.specialTokens) claim(t.id, `special token ${JSON.stringify(t.text)}`);
+  const specialTexts = new Set(layout.specialTokens.map((t) => t.text));
+  for (const text of SPECIAL_TOKEN_TEXTS) if (!specialTexts.has(text)) throw new Error(`the chat special token ${text} is missing`);
+
+  const made = new Set<number>(layout.byteIds);
   const seen = new Set<number>();
+  const spelled = new Map<number, string>();
+  const spell = (id: number): string => spelled.get(id) ?? String(layout.byteIds.indexOf(id));
   merges.forEach((pair, i) => {
-    const ownId = FIRST_MERGE_ID + i;
+    const ownId = layout.mergeIds[i];
     for (const id of pair) {
       if (!Number.isInteger(id) || id < 0) {
         throw new Error(`merges[${i}] contains ${JSON.stringify(id)}, which is not a token id`);
       }
-      if (id >= ownId) {
-        throw new Error(`merges[${i}] (token ${ownId}) references unknown id ${id}: merges may only use bytes and earlier merges`);
-      }
-      if (isSpecialTokenId(id)) {
+      if (kind[id]?.startsWith('special')) {
         throw new Error(`merges[${i}] references special token id ${id}; special tokens cannot be merged`);
+      }
+      if (!made.has(id)) {
+        throw new Error(`merges[${i}] (token ${ownId}) references unknown id ${id}: merges may only use bytes and earlier merges`);
       }
     }
     const key = pairKey(pair[0], pair[1]);
     if (seen.has(key)) throw new Error(`merges[${i}] repeats the pair [${pair[0]}, ${pair[1]}]`);
     seen.add(key);
+    const bytes = `${spell(pair[0])},${spell(pair[1])}`;
+    if (kind[ownId] === undefined || !kind[ownId]!.startsWith('merge')) claim(ownId, `merges[${i}]`);
+    else if (spelled.get(ownId) !== bytes) throw new Error(`merges[${i}] makes id ${ownId}, which ${kind[ownId]} made with other bytes`);
+    spelled.set(ownId, bytes);
+    made.add(ownId);
   });
+  for (let id = 0; id < vocabSize; id++) {
+    if (kind[id] === undefined) throw new Error(`token id ${id} is neither a byte, a special token nor made by a merge`);
+  }
 }
 
 /**
@@ -234,15 +387,20 @@ function validateMerges(merges: readonly MergePair[]): void {
  * occurrences of the best pair, repeat" algorithm because a newly created pair always has a
  * higher rank than the merge that created it.
  */
-export function applyMerges(bytes: Uint8Array, ranks: ReadonlyMap<number, number>): number[] {
+export function applyMerges(
+  bytes: Uint8Array,
+  ranks: ReadonlyMap<number, number>,
+  mergeIds?: ArrayLike<number>,
+  byteIds?: ArrayLike<number>,
+): number[] {
   const n = bytes.length;
-  if (n < 2) return Array.from(bytes);
+  if (n < 2) return byteIds ? Array.from(bytes, (b) => byteIds[b]) : Array.from(bytes);
   const ids = new Int32Array(n); // -1 marks a position merged into its left neighbour
   const next = new Int32Array(n);
   const prev = new Int32Array(n);
   const heap = new MinHeap2();
   for (let i = 0; i < n; i++) {
-    ids[i] = bytes[i];
+    ids[i] = byteIds ? byteIds[bytes[i]] : bytes[i];
     next[i] = i + 1 < n ? i + 1 : -1;
     prev[i] = i - 1;
   }
@@ -258,7 +416,7 @@ export function applyMerges(bytes: Uint8Array, ranks: ReadonlyMap<number, number
     const j = next[i];
     if (j === -1 || ranks.get(pairKey(ids[i], ids[j])) !== rank) continue;
 
-    ids[i] = FIRST_MERGE_ID + rank;
+    ids[i] = mergeIds ? mergeIds[rank] : FIRST_MERGE_ID + rank;
     ids[j] = -1;
     next[i] = next[j];
     if (next[j] !== -1) prev[next[j]] = i;

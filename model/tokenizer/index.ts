@@ -13,5 +13,5 @@ export {
   FIRST_MERGE_ID,
   SPECIAL_TOKEN_TEXTS,
 } from './special-tokens.ts';
-export { pretokenize } from './pretokenize.ts';
+export { pretokenize, PRETOKENIZER_NAME, GPT2_PRETOKENIZER_NAME, PRETOKENIZER_PATTERNS } from './pretokenize.ts';
 export { decodeWtf8, encodeWtf8 } from './wtf8.ts';

@@ -19,12 +19,28 @@
 
 /** Name stored in tokenizer files: a file made with a different splitter must be refused. */
 export const PRETOKENIZER_NAME = 'gpt2-like-digits3-v1';
+/** GPT-2's own splitter (its ByteLevel pre-tokenizer): what imported GPT-2-family vocabularies expect. */
+export const GPT2_PRETOKENIZER_NAME = 'gpt2';
 
 const CHUNK_PATTERN =
   /'(?:[sdmtSDMT]|[lL][lL]|[vV][eE]|[rR][eE])| ?[\p{L}\p{M}]+| ?\p{N}{1,3}| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+/gu;
+/** GPT-2's pattern (openai/gpt-2 encoder.py): case-sensitive contractions, any run of digits. */
+const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
-export function pretokenize(text: string): string[] {
-  const pattern = new RegExp(CHUNK_PATTERN); // own copy: lastIndex is per-regex state
+/** The splitting regex of each known pre-tokenizer (the `source` is what tokenizer.json files carry). */
+export const PRETOKENIZER_PATTERNS: Readonly<Record<string, RegExp>> = {
+  [PRETOKENIZER_NAME]: CHUNK_PATTERN,
+  [GPT2_PRETOKENIZER_NAME]: GPT2_PATTERN,
+};
+
+export function isKnownPretokenizer(name: string): boolean {
+  return Object.hasOwn(PRETOKENIZER_PATTERNS, name);
+}
+
+export function pretokenize(text: string, name: string = PRETOKENIZER_NAME): string[] {
+  const base = PRETOKENIZER_PATTERNS[name];
+  if (base === undefined) throw new Error(`unknown pre-tokenizer '${name}'`);
+  const pattern = new RegExp(base); // own copy: lastIndex is per-regex state
   const chunks: string[] = [];
   let match: RegExpExecArray | null;
   while ((match = pattern.exec(text)) !== null) chunks.push(match[0]);

@@ -1,5 +1,5 @@
-// Ratings and A/B choices from a session, on replies of its own conversations only.
-import { getMessageOwner, recordComparison, recordRating } from '../../db/index.ts';
+// Ratings and A/B choices from a session, on replies the model wrote in its own conversations only.
+import { getMessageOwner, notModelReply, recordComparison, recordRating } from '../../db/index.ts';
 import type { ServerDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import type { Choice } from '../protocol.ts';
@@ -9,6 +9,8 @@ async function ownReply(deps: ServerDeps, sessionId: number, id: number) {
   if (!owned) throw new ApiError('not_found', `message ${id} does not exist`);
   if (owned.sessionId !== sessionId) throw new ApiError('forbidden', `message ${id} belongs to another session`);
   if (owned.message.role !== 'assistant') throw new ApiError('bad_request', `message ${id} is a ${owned.message.role} message; only assistant replies are rated`);
+  const problem = notModelReply(owned.message);
+  if (problem) throw new ApiError('not_generated', `${problem}; only finished replies of the model are rated or chosen`);
   return owned.message;
 }
 

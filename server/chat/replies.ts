@@ -56,7 +56,7 @@ function wireFinishReason(reason: 'eot' | 'stop' | 'length' | 'cancelled'): Wire
  */
 export async function runReplies(
   deps: ServerDeps,
-  req: { sessionId: number; target: ReplyTarget; specs: ReplySpec[]; api: 'ws' | 'openai'; receivedAt: number },
+  req: { sessionId: number; address: string; target: ReplyTarget; specs: ReplySpec[]; api: 'ws' | 'openai'; receivedAt: number },
 ): Promise<void> {
   const { target, specs } = req;
   if (deps.replies.closing) throw new ApiError('unavailable', 'the server is shutting down');
@@ -73,7 +73,7 @@ export async function runReplies(
   let versions: number[];
   const streams: ReplyStream[] = [];
   try {
-    for (const [i, spec] of specs.entries()) streams.push(deps.engine.reply(prompt, spec.decoding, controllers[i].signal));
+    for (const [i, spec] of specs.entries()) streams.push(deps.engine.reply(prompt, spec.decoding, controllers[i].signal, req.address));
     // The rows are written while the engine takes the request; the version is known once it has.
     const storing = storeTurn(deps.db, req.sessionId, target, specs.map((s) => ({ decoding: s.decoding })));
     const starting = Promise.all(streams.map((s) => s.started));

@@ -33,7 +33,8 @@ export async function storeTurn(
       target.conversationId ?? (await createConversation(trx, { sessionId, title: titleFrom(firstUser?.content ?? '') })).id;
     let parentId = target.parentId;
     for (const turn of target.newTurns) {
-      parentId = (await insertMessage(trx, { conversationId, parentId, role: turn.role, content: turn.content })).id;
+      // Client turns (a /v1 history's "assistant" turns too) are context, never the model's replies.
+      parentId = (await insertMessage(trx, { conversationId, parentId, role: turn.role, origin: 'client', content: turn.content })).id;
     }
     const replyIds: number[] = [];
     for (const r of replies) {
@@ -41,6 +42,7 @@ export async function storeTurn(
         conversationId,
         parentId,
         role: 'assistant',
+        origin: 'generated',
         decoding: { ...r.decoding },
       });
       replyIds.push(reply.id);

@@ -70,6 +70,8 @@ export async function chatTarget(
 export async function regenerateTarget(db: Db, sessionId: number, messageId: number): Promise<ReplyTarget> {
   const message = await ownedMessage(db, sessionId, messageId, 'message');
   if (message.role !== 'assistant') throw new ApiError('bad_request', `message ${messageId} is a ${message.role} message; only assistant replies can be regenerated`);
+  // A sibling of a client-sent turn would pair the client's text with the model's.
+  if (message.origin !== 'generated') throw new ApiError('not_generated', `message ${messageId} was sent by the client (conversation history), not written by the model; only the model's replies can be regenerated`);
   const context = message.parent_id === null ? [] : turns(await findThread(db, message.parent_id));
   return { conversationId: message.conversation_id, parentId: message.parent_id, context, newTurns: [] };
 }

@@ -2,6 +2,11 @@
  * The main thread's handle on the engine worker: start it, load or swap models, stream replies,
  * cancel them. Beyond `maxRows` live rows requests queue in the worker's batch; beyond `maxQueue`
  * waiting requests they are refused with EngineBusyError.
+ *
+ * If the worker exits (a crash, an out-of-memory abort), every request it was running ends with an
+ * error at once, the host reports no model (so /health answers 503), and a new worker is started and
+ * loaded with the model the old one was serving; new requests are refused as `unavailable` until it
+ * is back. Restarts that keep failing are retried with a growing delay (up to RESTART_MAX_DELAY_MS).
  */
 import { Worker } from 'node:worker_threads';
 import type { EngineInfo } from '../../model/backend.ts';
@@ -77,46 +82,84 @@ interface EngineHostOptions {
   maxQueue: number;
 }
 
+const RESTART_MAX_DELAY_MS = 30_000;
+
+/** Starts a worker and waits until its engine is up (no model loaded yet). */
+async function startWorker(maxRows: number): Promise<{ worker: Worker; engine: EngineInfo }> {
+  const worker = new Worker(new URL('../../model/worker-entry.mjs', import.meta.url), {
+    workerData: { module: new URL('./worker.ts', import.meta.url).href, maxRows },
+  });
+  const engine = await new Promise<EngineInfo>((resolve, reject) => {
+    const onMessage = (msg: FromWorker) => {
+      if (msg.type === 'ready') {
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+        resolve(msg.engine);
+      }
+    };
+    const onExit = (code: number) => reject(new Error(`engine worker exited with code ${code} while starting`));
+    worker.on('message', onMessage);
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+  });
+  return { worker, engine };
+}
+
 export class EngineHost {
   private readonly pending = new Map<number, Pending>();
   private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private inFlight = 0;
   private active: LoadedModelInfo | null = null;
+  /** Why the worker cannot take requests now (it exited and is restarting), or null. */
   private exited: Error | null = null;
+  private closed = false;
+  private restarting: Promise<void> | null = null;
+  private worker!: Worker;
+  /** Workers started after the first one. */
+  restarts = 0;
 
   private constructor(
-    private readonly worker: Worker,
+    worker: Worker,
     readonly engine: EngineInfo,
     private readonly opts: EngineHostOptions,
+    private readonly onRestart?: (event: { error: Error; restarted: boolean; loadedVersion: string | null }) => void,
   ) {
-    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
-    worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`engine worker exited with code ${code}`)));
+    this.attach(worker);
   }
 
   /** Starts the worker and waits until its engine is up (no model loaded yet). */
-  static async start(opts: EngineHostOptions): Promise<EngineHost> {
-    const worker = new Worker(new URL('../../model/worker-entry.mjs', import.meta.url), {
-      workerData: { module: new URL('./worker.ts', import.meta.url).href, maxRows: opts.maxRows },
-    });
-    const engine = await new Promise<EngineInfo>((resolve, reject) => {
-      const onMessage = (msg: FromWorker) => {
-        if (msg.type === 'ready') {
-          worker.off('message', onMessage);
-          worker.off('error', reject);
-          resolve(msg.engine);
-        }
-      };
-      worker.on('message', onMessage);
-      worker.once('error', reject);
-    });
-    return new EngineHost(worker, engine, opts);
+  static async start(opts: EngineHostOptions & { onRestart?: EngineHost['onRestart'] }): Promise<EngineHost> {
+    const { worker, engine } = await startWorker(opts.maxRows);
+    return new EngineHost(worker, engine, opts, opts.onRestart);
   }
 
-  /** The model serving new requests. */
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    worker.on('error', (err) => this.onWorkerGone(worker, err));
+    worker.on('exit', (code) => this.onWorkerGone(worker, new Error(`the engine worker exited (code ${code}); it is being restarted`)));
+  }
+
+  /** The model serving new requests; null while none is loaded or the worker is restarting. */
   get activeModel(): LoadedModelInfo | null {
-    return this.active;
+    return this.exited ? null : this.active;
+  }
+
+  /** Whether the worker is up (false while it restarts after an exit). */
+  get running(): boolean {
+    return this.exited === null;
+  }
+
+  /** Stops the worker thread abruptly, as a crash would; the host restarts it (for fault tests and drills). */
+  async terminateWorker(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  /** Settles when a restart under way has finished (at once when none is). */
+  async whenRunning(): Promise<void> {
+    while (this.restarting) await this.restarting;
   }
 
   /**
@@ -130,6 +173,7 @@ export class EngineHost {
   }
 
   async stats(): Promise<WorkerStats> {
+    if (this.exited) return { activeVersion: null, drainingVersions: [], liveRows: 0, liveRequests: 0, queued: 0, steps: 0, numTensors: 0 };
     return (await this.call({ type: 'stats' })) as WorkerStats;
   }
 
@@ -138,8 +182,11 @@ export class EngineHost {
     return this.inFlight;
   }
 
-  /** Streams a reply. Throws EngineBusyError at once when the queue is full. */
-  reply(messages: ChatMessage[], decoding: DecodeOptions, signal?: AbortSignal): ReplyStream {
+  /**
+   * Streams a reply. Throws EngineBusyError at once when the queue is full. `group` (the client's
+   * address) shares the rows fairly: a free row goes to the waiting group that holds the fewest.
+   */
+  reply(messages: ChatMessage[], decoding: DecodeOptions, signal?: AbortSignal, group = ''): ReplyStream {
     if (this.exited) throw new EngineRequestError('unavailable', this.exited.message);
     if (this.inFlight >= this.opts.maxRows + this.opts.maxQueue) {
       throw new EngineBusyError(`the server is busy: ${this.inFlight} requests in flight (limit ${this.opts.maxRows + this.opts.maxQueue})`);
@@ -155,7 +202,7 @@ export class EngineHost {
     this.inFlight += 1;
     const onAbort = () => this.post({ type: 'cancel', id });
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.post({ type: 'generate', id, messages, decoding });
+    this.post({ type: 'generate', id, messages, decoding, group });
     if (signal?.aborted) onAbort();
     const release = () => {
       signal?.removeEventListener('abort', onAbort);
@@ -173,7 +220,9 @@ export class EngineHost {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.exited ??= new Error('engine closed');
+    await this.restarting?.catch(() => {});
     await this.worker.terminate();
   }
 
@@ -183,6 +232,10 @@ export class EngineHost {
 
   private call(msg: { type: 'load'; checkpointDir: string; version: string } | { type: 'stats' }): Promise<unknown> {
     if (this.exited) return Promise.reject(this.exited);
+    return this.callUnchecked(msg);
+  }
+
+  private callUnchecked(msg: { type: 'load'; checkpointDir: string; version: string } | { type: 'stats' }): Promise<unknown> {
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
       this.calls.set(requestId, { resolve, reject });
@@ -229,10 +282,47 @@ export class EngineHost {
     }
   }
 
-  private fail(err: Error): void {
+  /** The worker exited or failed: end what it was running, then start a new one (unless closing). */
+  private onWorkerGone(worker: Worker, err: Error): void {
+    if (worker !== this.worker) return;
+    const first = this.exited === null;
     this.exited ??= err;
-    for (const id of [...this.pending.keys()]) this.finish(id, err);
-    for (const call of this.calls.values()) call.reject(err);
+    const error = new EngineRequestError('unavailable', err.message);
+    for (const id of [...this.pending.keys()]) this.finish(id, error);
+    for (const call of this.calls.values()) call.reject(error);
     this.calls.clear();
+    if (first && !this.closed) this.restarting = this.restart(err).finally(() => (this.restarting = null));
+  }
+
+  private async restart(cause: Error): Promise<void> {
+    void this.worker.terminate().catch(() => {});
+    const model = this.active;
+    for (let delay = 500; !this.closed; delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS)) {
+      try {
+        const { worker } = await startWorker(this.opts.maxRows);
+        if (this.closed) {
+          await worker.terminate();
+          return;
+        }
+        this.attach(worker);
+        this.exited = null;
+        this.restarts += 1;
+        if (model) {
+          this.exited = new Error('the engine worker is reloading its model after a restart');
+          try {
+            this.active = (await this.callUnchecked({ type: 'load', checkpointDir: model.checkpointDir, version: model.version })) as LoadedModelInfo;
+          } finally {
+            if (this.worker === worker) this.exited = null;
+          }
+        }
+        this.onRestart?.({ error: cause, restarted: true, loadedVersion: model?.version ?? null });
+        return;
+      } catch (err) {
+        this.exited = err as Error;
+        this.onRestart?.({ error: err as Error, restarted: false, loadedVersion: null });
+        void this.worker.terminate().catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 }

@@ -20,7 +20,7 @@ export interface LoadedModelInfo {
 
 export type ToWorker =
   | { type: 'load'; requestId: number; checkpointDir: string; version: string }
-  | { type: 'generate'; id: number; messages: ChatMessage[]; decoding: DecodeOptions }
+  | { type: 'generate'; id: number; messages: ChatMessage[]; decoding: DecodeOptions; group: string }
   | { type: 'cancel'; id: number }
   | { type: 'stats'; requestId: number };
 

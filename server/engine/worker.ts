@@ -81,6 +81,7 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
     await served.batcher.run({
       prompt: prompt.ids,
       decoder,
+      group: msg.group,
       signal: controller.signal,
       onEvents: (events) => {
         const out = events.flatMap((ev) => text.push(ev));

@@ -13,12 +13,14 @@ export function feedbackRoutes(deps: ServerDeps): Hono<AppEnv> {
   app.post('/messages/:id/rating', auth, async (c) => {
     const messageId = idParam(c);
     const { value, reason } = await readJson(c, RatingRequestSchema);
+    deps.limits.feedback({ sessionId: c.get('session').id, address: c.get('clientAddress') });
     const pairs = await rateReply(deps, c.get('session').id, { messageId, value, reason });
     const body: RatedFrame = { type: 'rated', message_id: messageId, value, pairs };
     return c.json(body);
   });
   app.post('/comparisons', auth, async (c) => {
     const choice = await readJson(c, ChoiceRequestSchema);
+    deps.limits.feedback({ sessionId: c.get('session').id, address: c.get('clientAddress') });
     const pairs = await chooseReply(deps, c.get('session').id, choice);
     const body: ChosenFrame = { type: 'chosen', ...choice, pairs };
     return c.json(body);

@@ -1,6 +1,7 @@
 /**
  * GET /health: liveness and readiness in one answer — 200 when the database answers and a model is
- * loaded, 503 otherwise (the body says which). Served from the main thread, so a long forward pass in
+ * loaded, 503 otherwise (the body says which): also at once when the engine worker has exited, until
+ * its replacement has loaded the model again. Served from the main thread, so a long forward pass in
  * the engine worker never delays it. GET /metrics: Prometheus text.
  */
 import { Hono } from 'hono';
@@ -36,6 +37,7 @@ export function healthRoutes(deps: ServerDeps): Hono<AppEnv> {
         ready,
         database: { kind: deps.dbKind, ...db },
         model: { loaded: model !== null, version: serving?.id ?? null, sha256: serving?.sha256 ?? null, params: model?.params ?? null },
+        engine: { running: deps.engine.running, restarts: deps.engine.restarts },
         backend: { name: deps.engine.engine.name, package: deps.engine.engine.package, simd: deps.engine.engine.simd ?? null },
         requests_in_flight: deps.engine.requestsInFlight,
         uptime_s: Math.round(process.uptime()),

@@ -20,6 +20,7 @@ export function sessionRoutes(deps: ServerDeps): Hono<AppEnv> {
       await touchSession(deps.db, existing.id);
       body = { token: cookie, session_id: existing.id };
     } else {
+      deps.limits.sessionCreated(c.get('clientAddress'));
       const { session, token } = await createSession(deps.db);
       body = { token, session_id: session.id };
     }

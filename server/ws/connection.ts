@@ -21,6 +21,8 @@ export class Connection {
   constructor(
     readonly socket: WebSocket,
     readonly session: Session,
+    /** The client's address (client-address.ts), for the per-address limits. */
+    readonly address: string,
     readonly deps: ServerDeps,
     readonly log: Logger,
   ) {
@@ -30,7 +32,21 @@ export class Connection {
   }
 
   send(frame: ServerFrame): void {
-    if (!this.closed && this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
+    // A client that does not read would make the server buffer its frames without bound.
+    const limit = this.deps.config.limits.maxSocketBufferBytes;
+    if (this.socket.bufferedAmount > limit) return this.overflow(limit);
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  /** Closes a socket whose client stopped reading: 1008, its generations cancelled at once. */
+  private overflow(limit: number): void {
+    this.log.warn({ buffered: this.socket.bufferedAmount, limit }, 'closing a socket whose client does not read its frames');
+    this.deps.metrics.errors.inc({ code: 'slow_consumer' });
+    this.onClose();
+    this.socket.close(1008, `the client did not read its frames: over ${limit} bytes unsent (WS_MAX_BUFFERED_BYTES)`);
+    // The close frame waits behind the unread data: do not wait for the handshake.
+    setTimeout(() => this.socket.terminate(), 1000).unref();
   }
 
   sendError(err: unknown, id?: RequestId): void {
@@ -83,6 +99,7 @@ export class Connection {
   }
 
   private onClose(): void {
+    if (this.closed) return;
     this.closed = true;
     for (const controller of this.running.values()) controller.abort();
     this.running.clear();

@@ -28,11 +28,13 @@ export async function handleFrame(conn: Connection, frame: ClientFrame): Promise
       conn.cancel(frame.id);
       return;
     case 'rate': {
+      conn.deps.limits.feedback({ sessionId, address: conn.address });
       const pairs = await rateReply(conn.deps, sessionId, { messageId: frame.message_id, value: frame.value, reason: frame.reason });
       conn.send({ type: 'rated', ...(frame.id !== undefined && { id: frame.id }), message_id: frame.message_id, value: frame.value, pairs });
       return;
     }
     case 'choose': {
+      conn.deps.limits.feedback({ sessionId, address: conn.address });
       const pairs = await chooseReply(conn.deps, sessionId, frame);
       conn.send({ type: 'chosen', ...(frame.id !== undefined && { id: frame.id }), a: frame.a, b: frame.b, choice: frame.choice, pairs });
       return;
@@ -62,14 +64,14 @@ async function generate(conn: Connection, sides: { id: RequestId; decoding?: Dec
     }
     for (const side of sides) controllers.push(conn.begin(side.id));
     const decodings = sides.map((s) => resolveDecoding(s.decoding, deps.config.limits));
-    release = deps.limits.acquire(conn.session.id, sides.length);
+    release = deps.limits.acquire({ sessionId: conn.session.id, address: conn.address }, sides.length);
     // Tracked from here, not from the rows' insertion: shutdown waits for a request still resolving
     // its conversation, which would otherwise write rows after the database closed.
     await deps.replies.track(
       (async () => {
         const target = await resolveTarget();
         const specs = sides.map((s, i) => ({ decoding: decodings[i], signal: controllers[i].signal, sink: wsSink(conn, s.id) }));
-        await runReplies(deps, { sessionId: conn.session.id, target, specs, api: 'ws', receivedAt });
+        await runReplies(deps, { sessionId: conn.session.id, address: conn.address, target, specs, api: 'ws', receivedAt });
       })(),
     );
   } catch (err) {

@@ -7,7 +7,8 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { cookieValue, originAllowed, SESSION_COOKIE, sessionFromTokens } from '../auth.ts';
+import { cookieValue, SESSION_COOKIE, sessionFromTokens } from '../auth.ts';
+import { clientAddress } from '../client-address.ts';
 import type { ServerDeps } from '../deps.ts';
 import type { ServerFrame } from '../protocol.ts';
 import { Connection } from './connection.ts';
@@ -37,8 +38,10 @@ export function attachWebSocket(server: Server, deps: ServerDeps): WebSocketEndp
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws') return refuse(socket, 404, 'no WebSocket endpoint here; use /ws');
     if (deps.replies.closing) return refuse(socket, 503, 'the server is shutting down');
-    if (!originAllowed(req.headers.origin, req.headers.host, deps.config.allowedOrigins)) {
-      return refuse(socket, 403, `origin ${req.headers.origin} is not allowed (ALLOWED_ORIGINS)`);
+    // Browsers always send Origin on upgrades; programs (no Origin) are not subject to it.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !deps.origins.allows(origin, req.headers.host)) {
+      return refuse(socket, 403, `origin ${origin} is not allowed (PUBLIC_ORIGIN, ALLOWED_ORIGINS)`);
     }
     const session = await sessionFromTokens(deps.db, [url.searchParams.get('token'), cookieValue(req.headers.cookie, SESSION_COOKIE)]);
     if (!session) return refuse(socket, 401, 'a session token is required (POST /api/session, then ?token= or the session cookie)');
@@ -47,7 +50,8 @@ export function attachWebSocket(server: Server, deps: ServerDeps): WebSocketEndp
       deps.metrics.wsConnections.inc();
       alive.set(ws, true);
       ws.on('pong', () => alive.set(ws, true));
-      const conn = new Connection(ws, session, deps, log);
+      const address = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], deps.config.trustProxy);
+      const conn = new Connection(ws, session, address, deps, log);
       const current = deps.models.current;
       if (current) conn.send({ type: 'model', version: current.id });
       log.debug('socket open');

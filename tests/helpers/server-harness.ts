@@ -45,6 +45,12 @@ export async function startTestServer(target: DatabaseTarget, env: Record<string
       ADMIN_TOKEN,
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MINUTE: '10000',
+      // Every test client comes from 127.0.0.1: per-address limits are tested where they are the point.
+      RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '100000',
+      MAX_INFLIGHT_PER_ADDRESS: '10000',
+      FEEDBACK_PER_MINUTE: '10000',
+      FEEDBACK_PER_ADDRESS_PER_MINUTE: '100000',
+      SESSIONS_PER_ADDRESS_PER_MINUTE: '100000',
       TFJS_BACKEND: process.env.TFJS_BACKEND ?? '',
       // Suites that exercise the background trainer turn it on themselves.
       TRAINER: 'off',

@@ -131,7 +131,7 @@ export class OnlineTrainer {
     } else if (!first) {
       return true;
     } else {
-      this.lock = { held: true, release: async () => {} };
+      this.lock = { held: true, stillHeld: async () => true, release: async () => {} };
     }
     await this.failLeftoverRuns();
     return true;
@@ -197,6 +197,7 @@ export class OnlineTrainer {
         activePolicyVersionId: prepared.activePolicyVersionId,
         activeRewardVersionId: prepared.activeRewardVersionId,
         trainedPairIds: prepared.trainedPairIds,
+        lockHeld: (trx) => this.lock?.stillHeld(trx) ?? Promise.resolve(false),
       });
       const gate = result.policy.gate;
       const last = result.policy.ppo.at(-1);

@@ -37,7 +37,7 @@ export class ConfigError extends Error {
 /**
  * Reads every setting of `table` from `env` (empty variables count as unset) and `argv` (flags such as
  * `--port 9000`, which win over the environment). Values that fail their schema are returned as
- * problems naming the variable and the value; an unknown flag throws a ConfigError at once.
+ * problems naming the variable and the value (secrets masked, see shownValue); an unknown flag throws a ConfigError at once.
  */
 export function readSettings<T extends Record<string, Setting>>(table: T, { env, argv = [] }: { env: NodeJS.ProcessEnv; argv?: string[] }): { values: SettingValues<T>; problems: string[] } {
   const raw: Record<string, string | undefined> = {};
@@ -48,9 +48,20 @@ export function readSettings<T extends Record<string, Setting>>(table: T, { env,
   for (const [key, setting] of Object.entries(table)) {
     const parsed = setting.schema.safeParse(raw[key]);
     if (parsed.success) values[key] = parsed.data;
-    else problems.push(`${key}=${JSON.stringify(raw[key] ?? null)}: ${parsed.error.issues[0].message}`);
+    else problems.push(`${key}=${shownValue(key, raw[key])}: ${parsed.error.issues[0].message}`);
   }
   return { values: values as SettingValues<T>, problems };
+}
+
+/**
+ * A setting's value as error messages may show it: the admin token never (only its length), a
+ * database URL without its password; anything else as given.
+ */
+function shownValue(key: string, value: string | undefined): string {
+  if (value === undefined) return 'null';
+  if (key === 'ADMIN_TOKEN') return `(hidden, ${value.length} characters)`;
+  if (key === 'DATABASE_URL') return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@]*@/i, '$1***@'));
+  return JSON.stringify(value);
 }
 
 /** `--port 9000 --checkpoint DIR` → `{ PORT: '9000', CHECKPOINT: 'DIR' }`; unknown flags are errors. */

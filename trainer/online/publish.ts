@@ -1,11 +1,11 @@
 /**
- * Recording what a run produced, in one transaction: a kept reward model becomes the active reward
+ * Recording what a run produced, in one transaction (which first checks that this trainer still holds
+ * the trainer lock): a kept reward model becomes the active reward
  * version; the candidate policy is inserted, then activated if it passed the gate or rejected with the
  * gate's reasons; the pairs it trained on are marked as used by the new versions. Servers are told by
  * the caller (an in-process event, or NOTIFY when several processes share the database).
  */
-import { sha256File } from '../../model/checkpoint/index.ts';
-import { join } from 'node:path';
+import { checkpointWeightsSha256 } from '../../model/checkpoint/index.ts';
 import { activateModelVersion, insertModelVersion, rejectModelVersion } from '../../db/repos/model-versions.ts';
 import { markPairsUsed } from '../../db/repos/pairs.ts';
 import { inTransaction, type Db } from '../../db/util.ts';
@@ -20,12 +20,22 @@ export interface Published {
 export async function publishRun(
   db: Db,
   result: OnlineRunResult,
-  ctx: { activePolicyVersionId: number | null; activeRewardVersionId: number | null; trainedPairIds: number[] },
+  ctx: {
+    activePolicyVersionId: number | null;
+    activeRewardVersionId: number | null;
+    trainedPairIds: number[];
+    /**
+     * Asked inside the publishing transaction: whether this trainer still holds the trainer lock. A
+     * trainer that lost it must not publish: a standby that took over has already failed this run.
+     */
+    lockHeld?: (trx: Db) => Promise<boolean>;
+  },
 ): Promise<Published> {
-  const policySha = await sha256File(join(result.policy.dir, 'weights.bin'));
-  const rewardSha = result.reward.dir ? await sha256File(join(result.reward.dir, 'weights.bin')) : null;
+  const policySha = await checkpointWeightsSha256(result.policy.dir);
+  const rewardSha = result.reward.dir ? await checkpointWeightsSha256(result.reward.dir) : null;
   const gate = result.policy.gate;
   return inTransaction(db, async (trx) => {
+    if (ctx.lockHeld && !(await ctx.lockHeld(trx))) throw new Error('this trainer no longer holds the trainer lock; the run is not published (another trainer may have taken over)');
     let rewardVersionId: number | null = null;
     if (result.reward.dir && rewardSha) {
       const rv = await insertModelVersion(trx, {

@@ -25,6 +25,9 @@ const SETTINGS = {
   ...TRAINER_SETTINGS,
 };
 
+// Checkpoints are private to the user running the trainer (new files 0600, directories 0700).
+process.umask(0o077);
+
 function configure() {
   const { values, problems } = readSettings(SETTINGS, { env: process.env });
   if (problems.length > 0) throw new ConfigError(problems);

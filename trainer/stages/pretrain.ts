@@ -1,6 +1,7 @@
 /**
- * Stage `pretrain`: a GPT learns language from packed WikiText (+ Brown) token streams; held-out
- * loss and perplexity on WikiText-2 test.
+ * Stage `pretrain`: a GPT learns language from packed WikiText (+ Brown, + Cornell training-split
+ * conversations as plain text) token streams; held-out loss and perplexity on the WikiText
+ * held-out slice (see data/pretrain-text.ts; WikiText-2 test is left for the final report).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { packedSource } from '../batching/batches.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
 import { packDocuments } from '../batching/pack-documents.ts';
-import { pretrainDocuments, wikiTestDocuments } from '../data/pretrain-text.ts';
+import { pretrainDocuments, wikiTrainAndHeldOut } from '../data/pretrain-text.ts';
 import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const PretrainStageSchema = z
@@ -24,6 +25,7 @@ export const PretrainStageSchema = z
     preset: z.enum(PRESET_NAMES as [PresetName, ...PresetName[]]).default('small'),
     dropout: z.number().min(-1).max(0.9).default(-1).describe("dropout (-1 = the preset's)"),
     brown: z.boolean().default(true).describe('add the Brown corpus to the training text'),
+    cornell: z.boolean().default(false).describe('add the Cornell training-split conversations as plain text'),
     ...loopFields({ epochs: 2, maxSteps: 0, batchSize: 16, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 8, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
@@ -49,9 +51,10 @@ export async function runPretrainStage(given: PretrainStageConfig, explicit: Set
   try {
     const corpusDir = corpusDirOf(cfg.corpusDir);
     const T = model.config.context;
-    const stream = packDocuments(tokenizer, await pretrainDocuments(corpusDir, cfg.brown, log));
-    const held = packDocuments(tokenizer, await wikiTestDocuments(corpusDir));
-    log(`training stream ${stream.length.toLocaleString('en-US')} tokens, held-out ${held.length.toLocaleString('en-US')} tokens (WikiText-2 test)`);
+    const stream = packDocuments(tokenizer, await pretrainDocuments(corpusDir, { brown: cfg.brown, cornell: cfg.cornell ?? false }, log));
+    const wiki = await wikiTrainAndHeldOut(corpusDir);
+    const held = packDocuments(tokenizer, wiki.heldOut);
+    log(`training stream ${stream.length.toLocaleString('en-US')} tokens, held-out ${held.length.toLocaleString('en-US')} tokens (${wiki.heldOutName})`);
     const train = packedSource(stream, { batchSize: cfg.batchSize, context: T, seed: cfg.seed });
     const heldOut = packedSource(held, { batchSize: cfg.batchSize, context: T, seed: 12345 });
     const result = await runTraining({ stage: 'pretrain', model, tokenizer, train, heldOut, loop: pickLoop(cfg), config: cfg, out, parent: null, resume, progress });

@@ -16,6 +16,7 @@ export function loopFields(d: LoopConfig) {
   return {
     epochs: z.number().int().min(1).max(1000).default(d.epochs).describe('passes over the training data'),
     maxSteps: posInt.default(d.maxSteps).describe('stop after this many updates (0 = no limit)'),
+    scheduleSteps: posInt.default(d.scheduleSteps ?? 0).describe('length of the cosine learning-rate schedule in updates (0 = all epochs); with --max-steps the same: a budget in updates'),
     batchSize: z.number().int().min(1).max(512).default(d.batchSize),
     lr: z.number().positive().max(1).default(d.lr).describe('peak learning rate'),
     minLr: z.number().min(0).max(1).default(d.minLr).describe('learning rate at the end of the cosine'),
@@ -27,12 +28,13 @@ export function loopFields(d: LoopConfig) {
     checkpointEvery: posInt.default(d.checkpointEvery).describe('checkpoint every N updates (0 = at the end only)'),
     seed: posInt.default(d.seed),
     threads: z.number().int().min(1).max(64).default(d.threads ?? 1).describe('data-parallel threads: each step\'s batch is split across this many engines, one per core (wasm runs one thread per engine)'),
+    keepSnapshots: posInt.default(d.keepSnapshots ?? 0).describe('also keep the weights of the last N checkpoints in <out>.snapshots/ (for `average`)'),
   };
 }
 
 export function pickLoop(c: LoopConfig): LoopConfig {
-  const { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads } = c;
-  return { epochs, maxSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads };
+  const { epochs, maxSteps, scheduleSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots } = c;
+  return { epochs, maxSteps, scheduleSteps, batchSize, lr, minLr, warmupSteps, weightDecay, gradClip, evalEvery, evalBatches, checkpointEvery, seed, threads, keepSnapshots };
 }
 
 /** Common flags: corpus dir, output, resume, JSON progress. */
@@ -48,7 +50,7 @@ export function corpusDirOf(flag: string): string {
 }
 
 /** Settings a resumed run may change: where it reads and writes, how it reports, and how long it runs. */
-const RESUME_MAY_CHANGE = ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs'];
+const RESUME_MAY_CHANGE = ['resume', 'json', 'out', 'corpusDir', 'maxSteps', 'epochs', 'keepSnapshots'];
 
 /**
  * The config of a resumed run: the saved one, with the flags given now laid over it. A flag that

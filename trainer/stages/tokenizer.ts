@@ -26,7 +26,7 @@ type TokenizerStageConfig = z.infer<typeof TokenizerStageSchema>;
 export async function runTokenizerStage(cfg: TokenizerStageConfig, log: (line: string) => void): Promise<{ path: string; vocabSize: number; chars: number; seconds: number }> {
   const t0 = performance.now();
   const corpusDir = corpusDirOf(cfg.corpusDir);
-  const texts = await pretrainDocuments(corpusDir, cfg.brown, log);
+  const texts = await pretrainDocuments(corpusDir, { brown: cfg.brown, cornell: false }, log);
   if (cfg.cornell) {
     const { dialogues } = await loadCornellDialogues(cornellPaths(corpusDir), { log });
     for (const d of dialogues.train) texts.push(d.messages.map((m) => m.content).join('\n'));

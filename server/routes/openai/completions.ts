@@ -71,12 +71,13 @@ async function completion(deps: ServerDeps, c: Context<AppEnv>): Promise<Respons
   checkPromptSize(messages.reduce((n, m) => n + m.content.length, 0), deps.config.limits);
   const decoding = resolveDecoding(decodingOf(req), deps.config.limits);
   const session = c.get('session');
-  const release = deps.limits.acquire(session.id);
+  const address = c.get('clientAddress');
+  const release = deps.limits.acquire({ sessionId: session.id, address });
   const controller = new AbortController();
   c.req.raw.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const channel = new EventChannel();
   const run = deps.replies
-    .track(runReplies(deps, { sessionId: session.id, target: { conversationId: null, parentId: null, context: [], newTurns: messages }, specs: [{ decoding, signal: controller.signal, sink: channel }], api: 'openai', receivedAt }))
+    .track(runReplies(deps, { sessionId: session.id, address, target: { conversationId: null, parentId: null, context: [], newTurns: messages }, specs: [{ decoding, signal: controller.signal, sink: channel }], api: 'openai', receivedAt }))
     .finally(release);
   run.catch(() => {}); // awaited below; its pre-start errors surface through the race
   let start: ReplyStart;

@@ -3,8 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Kysely } from 'kysely';
-import { FileMigrationProvider, Migrator, NO_MIGRATIONS, type MigrationResultSet } from 'kysely/migration';
+import { Migrator, NO_MIGRATIONS, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
@@ -46,17 +45,27 @@ interface MigrateOptions {
   migrationsDir?: string;
 }
 
+/**
+ * The migration files of a folder, imported by file URL (whatever the platform's path syntax): every
+ * `.ts`, `.mts`, `.js` or `.mjs` file exporting `up` (and `down`), keyed by its name without extension.
+ */
+function folderMigrations(folder: string): MigrationProvider {
+  return {
+    async getMigrations() {
+      const migrations: Record<string, Migration> = {};
+      for (const file of (await fs.readdir(folder)).sort()) {
+        if (!/\.(m?ts|m?js)$/.test(file) || /\.d\.m?ts$/.test(file)) continue;
+        const module = (await import(pathToFileURL(path.join(folder, file)).href)) as Partial<Migration> & { default?: Migration };
+        const migration = typeof module.up === 'function' ? (module as Migration) : module.default;
+        if (migration && typeof migration.up === 'function') migrations[file.slice(0, file.lastIndexOf('.'))] = migration;
+      }
+      return migrations;
+    },
+  };
+}
+
 function migrator(db: Kysely<any>, { migrationsDir = MIGRATIONS_DIR }: MigrateOptions): Migrator {
-  return new Migrator({
-    db,
-    provider: new FileMigrationProvider({
-      fs,
-      path,
-      migrationFolder: migrationsDir,
-      // A file URL, so that the import works whatever the platform's path syntax.
-      import: (file) => import(pathToFileURL(file).href),
-    }),
-  });
+  return new Migrator({ db, provider: folderMigrations(migrationsDir) });
 }
 
 function report({ error, results = [] }: MigrationResultSet): MigrationReport[] {

@@ -119,8 +119,12 @@ test('the tiny pipeline runs end to end; killed mid-pretraining and mid-SFT and 
 
     // End to end: the served policy, the reward model and the report.
     for (const dir of [whole, cut]) {
-      for (const f of ['policy/meta.json', 'policy/weights.bin', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-reward.json']) {
+      for (const f of ['policy/meta.json', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-reward.json']) {
         assert.ok(existsSync(join(dir, 'out', f)), `${f} missing in ${dir}/out`);
+      }
+      for (const model of ['policy', 'reward']) {
+        const { weights } = JSON.parse(await readFile(join(dir, 'out', model, 'meta.json'), 'utf8')) as { weights: { file: string } };
+        assert.ok(existsSync(join(dir, 'out', model, weights.file)), `${model}/${weights.file} missing in ${dir}/out`);
       }
     }
     const md = await readFile(join(whole, 'out', 'EVAL.md'), 'utf8');

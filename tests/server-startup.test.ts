@@ -282,7 +282,10 @@ describe('npm start', () => {
             resolve(m[1]);
           }
         }, 50);
-        void run.exited.then((code) => reject(new Error(`exited ${code}: ${run.output()}`)));
+        void run.exited.then((code) => {
+          clearInterval(poll);
+          reject(new Error(`exited ${code}: ${run.output()}`));
+        });
       });
       const health = (await (await fetch(`${url}/health`)).json()) as { ready: boolean; database: { kind: string } };
       assert.deepEqual([health.ready, health.database.kind], [true, 'pglite']);

@@ -13,36 +13,48 @@
  * Bounded: a fixed number of rounds and streams, and --timeout-s for the whole run.
  * Prints progress on stderr and one JSON object on the last stdout line.
  */
-import { parseArgs } from 'node:util';
-import { runCommand } from './lib/cli.ts';
+import { checkpointFlag, choiceFlag, intFlag, intListFlag, loopbackUrlFlag, parseCommandLine, runCommand, writeStdout } from './lib/cli.ts';
 import { shippedCheckpoint, startLocalServer, type ModelChoice } from './lib/local-server.ts';
 import { percentile } from './lib/stats.ts';
 import { closeClients, connectClients, deltaGaps, ttftMs, type RequestResult } from './lib/ws-client.ts';
 
 const log = (line: string) => void process.stderr.write(`[bench:serve] ${line}\n`);
 
-const { values: args } = parseArgs({
-  options: {
-    json: { type: 'boolean', default: false },
-    checkpoint: { type: 'string' },
-    preset: { type: 'string', default: 'small' },
-    url: { type: 'string' },
-    concurrency: { type: 'string', default: '1,8' },
-    rounds: { type: 'string', default: '3' },
-    'max-new-tokens': { type: 'string', default: '64' },
-    'timeout-s': { type: 'string', default: '300' },
-  },
-  strict: true,
-});
+const USAGE = `usage: npm run bench:serve -- [--json] [--checkpoint DIR | --preset small|tiny] [--url http://127.0.0.1:PORT]
+  [--concurrency 1,8] [--rounds 3] [--max-new-tokens 64] [--timeout-s 300]`;
 
-const levels = args.concurrency.split(',').map(Number);
-const rounds = Number(args.rounds);
-const maxNewTokens = Number(args['max-new-tokens']);
-if (levels.some((n) => !Number.isInteger(n) || n < 1 || n > 64) || !(rounds >= 1 && rounds <= 20) || !(maxNewTokens >= 1 && maxNewTokens <= 1024)) {
-  process.stderr.write('bench:serve: --concurrency must list integers in [1, 64], --rounds in [1, 20], --max-new-tokens in [1, 1024]\n');
-  process.exit(2);
+function parse(argv: string[]) {
+  const v = parseCommandLine(argv, {
+    json: { type: 'boolean' },
+    checkpoint: { type: 'string' },
+    preset: { type: 'string' },
+    url: { type: 'string' },
+    concurrency: { type: 'string' },
+    rounds: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'timeout-s': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  return {
+    help: Boolean(v.help),
+    json: Boolean(v.json),
+    checkpoint: checkpointFlag('checkpoint', v.checkpoint),
+    preset: choiceFlag('preset', v.preset, ['small', 'tiny'] as const, 'small'),
+    url: v.url === undefined ? null : loopbackUrlFlag('url', v.url),
+    levels: intListFlag('concurrency', v.concurrency, 1, 64, [1, 8]),
+    rounds: intFlag('rounds', v.rounds, 1, 20, 3),
+    maxNewTokens: intFlag('max-new-tokens', v['max-new-tokens'], 1, 1024, 64),
+    timeoutS: intFlag('timeout-s', v['timeout-s'], 1, 24 * 3600, 300),
+  };
 }
-const deadline = Date.now() + Number(args['timeout-s']) * 1000;
+
+/** What every round of the run shares. */
+interface RunSettings {
+  rounds: number;
+  maxNewTokens: number;
+  /** When the whole run must end (Date.now() ms): --timeout-s from the start. */
+  deadline: number;
+}
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const PROMPTS = ['how are you ?', 'what is your name ?', 'tell me a story .', 'where do you live ?'];
@@ -55,22 +67,22 @@ function msPerToken(r: RequestResult): number {
 }
 
 /** One round: every client sends a greedy chat at once; a failed stream fails the benchmark. */
-async function chatRound(clients: Awaited<ReturnType<typeof connectClients>>): Promise<RequestResult[]> {
+async function chatRound(clients: Awaited<ReturnType<typeof connectClients>>, { maxNewTokens }: RunSettings): Promise<RequestResult[]> {
   const got = await Promise.all(clients.map((c, i) => c.chat(PROMPTS[i % PROMPTS.length], { strategy: 'greedy', max_new_tokens: maxNewTokens })));
   const failed = got.find((r) => r.error !== null);
   if (failed) throw new Error(`stream ${failed.id}: ${failed.error!.code}: ${failed.error!.message}`);
   return got;
 }
 
-async function runLevel(url: string, n: number) {
-  const clients = await connectClients(url, n, { timeoutMs: Math.max(1000, deadline - Date.now()), prefix: `c${n}-` });
+async function runLevel(url: string, n: number, run: RunSettings) {
+  const clients = await connectClients(url, n, { timeoutMs: Math.max(1000, run.deadline - Date.now()), prefix: `c${n}-` });
   try {
-    await chatRound(clients); // warm-up
+    await chatRound(clients, run); // warm-up
     const streams: RequestResult[] = [];
     const throughputs: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      if (Date.now() > deadline) throw new Error('--timeout-s reached');
-      const got = await chatRound(clients);
+    for (let r = 0; r < run.rounds; r++) {
+      if (Date.now() > run.deadline) throw new Error('--timeout-s reached');
+      const got = await chatRound(clients, run);
       streams.push(...got);
       const wallS = (Math.max(...got.map((s) => s.endAt)) - Math.min(...got.map((s) => s.sentAt))) / 1000;
       throughputs.push(got.reduce((t, s) => t + s.tokens, 0) / wallS);
@@ -94,16 +106,20 @@ async function runLevel(url: string, n: number) {
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  if (args.help) {
+    await writeStdout(USAGE + '\n');
+    return 0;
+  }
+  const { rounds, maxNewTokens } = args;
+  const run: RunSettings = { rounds, maxNewTokens, deadline: Date.now() + args.timeoutS * 1000 };
   let url = args.url;
   let stop = async () => {};
   let model: Record<string, unknown> = { url };
-  if (url) {
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname)) throw new Error('--url must be a loopback address (127.0.0.1, localhost, [::1])');
-  } else {
-    if (!args.checkpoint && !shippedCheckpoint() && args.preset !== 'small' && args.preset !== 'tiny') throw new Error('--preset must be small or tiny');
+  if (!url) {
     const checkpoint = args.checkpoint ?? shippedCheckpoint();
-    const choice: ModelChoice = checkpoint ? { kind: 'checkpoint', dir: checkpoint } : { kind: 'random', preset: args.preset as 'small' | 'tiny' };
+    const choice: ModelChoice = checkpoint ? { kind: 'checkpoint', dir: checkpoint } : { kind: 'random', preset: args.preset };
     const local = await startLocalServer(choice, { log, env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' } });
     url = local.url;
     const { config } = local.server.deps;
@@ -113,9 +129,10 @@ async function main(): Promise<void> {
   try {
     log(`server ${url}; ${rounds} rounds per level, max_new_tokens ${maxNewTokens}, greedy`);
     const results = [];
-    for (const n of levels) results.push(await runLevel(url, n));
+    for (const n of args.levels) results.push(await runLevel(url, n, run));
     const out = { bench: 'serve', url, model, max_new_tokens: maxNewTokens, rounds, levels: results };
-    process.stdout.write(args.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+    await writeStdout(args.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+    return 0;
   } finally {
     await stop();
   }

@@ -16,8 +16,15 @@ async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   const all = rest.includes('--all');
   const unknown = rest.filter((a) => a !== '--all' || command !== 'down');
-  if (!command || !['up', 'down', 'status'].includes(command) || unknown.length > 0) {
-    console.error(USAGE);
+  const problem = !command
+    ? 'no command given'
+    : !['up', 'down', 'status'].includes(command)
+      ? `unknown command '${command}'; expected up, down or status`
+      : unknown.length > 0
+        ? `unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.map((a) => `'${a}'`).join(', ')} for ${command}`
+        : null;
+  if (problem) {
+    console.error(`migrate: ${problem}\n${USAGE}`);
     return 2;
   }
   const { db, kind, close } = await openDatabase({

@@ -42,11 +42,20 @@ async function registerAndActivate(db: Db, dir: string, source: VersionSource): 
   });
 }
 
-/** Makes sure a policy version is active (see the header) and returns it. */
-export async function ensureActivePolicy(db: Db, { checkpoint, stateDir }: { checkpoint?: string; stateDir: string }, log: Logger): Promise<ModelVersion> {
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Makes sure a policy version is active (see the header) and returns it. `root` is where
+ * models/default/policy is looked for (the project's own directory unless given).
+ */
+export async function ensureActivePolicy(
+  db: Db,
+  { checkpoint, stateDir, root = PROJECT_ROOT }: { checkpoint?: string; stateDir: string; root?: string },
+  log: Logger,
+): Promise<ModelVersion> {
   if (checkpoint) return registerAndActivate(db, checkpoint, 'checkpoint');
   const active = await getActiveModelVersion(db, 'policy');
-  const found = findDefault(stateDir);
+  const found = findDefault(stateDir, root);
   if (active && !(active.metrics.source === 'init' && found?.source === 'models/default')) return active;
   if (found) return registerAndActivate(db, found.dir, found.source === 'models/default' ? 'default' : 'init');
   const dir = initModelDir('tiny', { STATE_DIR: stateDir });
@@ -56,9 +65,9 @@ export async function ensureActivePolicy(db: Db, { checkpoint, stateDir }: { che
   return registerAndActivate(db, out, 'init');
 }
 
-function findDefault(stateDir: string): ReturnType<typeof resolveDefaultCheckpoint> | undefined {
+function findDefault(stateDir: string, root: string): ReturnType<typeof resolveDefaultCheckpoint> | undefined {
   try {
-    return resolveDefaultCheckpoint({ env: { STATE_DIR: stateDir }, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    return resolveDefaultCheckpoint({ env: { STATE_DIR: stateDir }, cwd: root });
   } catch (err) {
     if (err instanceof NoCheckpointError) return undefined;
     throw err;

@@ -389,17 +389,17 @@ describe('checkpoint store', () => {
 
   test('loading creates no tensors when verification fails', async () => {
     const start = tf.memory().numTensors;
-    const failures: Array<[string, (dir: string) => Promise<void>, Parameters<typeof loadCheckpoint>[1]]> = [
-      ['corrupt weights', async (d) => { const p = join(d, 'model.safetensors'); const b = await readFile(p); b[0] ^= 1; await writeFile(p, b); }, {}],
-      ['truncated weights', async (d) => truncate(join(d, 'model.safetensors'), 10), {}],
-      ['bad meta', (d) => editMeta(d, (m) => (m.step = null)), {}],
-      ['shape mismatch', async () => {}, { expect: { names: { ...expectedNames(), ints: [8] } } }],
-      ['missing tokenizer', (d) => rm(join(d, 'tokenizer.json')), {}],
+    const failures: Array<[string, (dir: string) => Promise<void>, Parameters<typeof loadCheckpoint>[1], RegExp]> = [
+      ['corrupt weights', async (d) => { const p = join(d, 'model.safetensors'); const b = await readFile(p); b[0] ^= 1; await writeFile(p, b); }, {}, /model\.safetensors/],
+      ['truncated weights', async (d) => truncate(join(d, 'model.safetensors'), 10), {}, /model\.safetensors/],
+      ['bad meta', (d) => editMeta(d, (m) => (m.step = null)), {}, /meta\.json is invalid: .*step/],
+      ['shape mismatch', async () => {}, { expect: { names: { ...expectedNames(), ints: [8] } } }, /weights do not match the expected model: .*ints/],
+      ['missing tokenizer', (d) => rm(join(d, 'tokenizer.json')), {}, /tokenizer\.json is missing/],
       // Weights verify fine here; only the resume state is bad, checked before any tensor is made.
-      ['corrupt optimizer', async (d) => { const p = join(d, 'optimizer.bin'); const b = await readFile(p); b[5] ^= 1; await writeFile(p, b); }, { withResume: true }],
-      ['bad train_state', async (d) => { const p = join(d, 'train_state.json'); const s = JSON.parse(await readFile(p, 'utf8')); s.optimizer.tensors[0].dtype = 'bool'; await writeFile(p, JSON.stringify(s)); }, { withResume: true }],
+      ['corrupt optimizer', async (d) => { const p = join(d, 'optimizer.bin'); const b = await readFile(p); b[5] ^= 1; await writeFile(p, b); }, { withResume: true }, /optimizer\.bin sha256 mismatch \(corrupted\)/],
+      ['bad train_state', async (d) => { const p = join(d, 'train_state.json'); const s = JSON.parse(await readFile(p, 'utf8')); s.optimizer.tensors[0].dtype = 'bool'; await writeFile(p, JSON.stringify(s)); }, { withResume: true }, /train_state\.json is invalid: .*dtype/],
     ];
-    for (const [label, breakIt, opts] of failures) {
+    for (const [label, breakIt, opts, message] of failures) {
       const dir = freshDir();
       const opt = tf.tensor([1, 2, 3, 4]);
       const weights = makeTensors();
@@ -408,7 +408,7 @@ describe('checkpoint store', () => {
       opt.dispose();
       assert.equal(tf.memory().numTensors, start, `${label}: saving leaks no tensors`);
       await breakIt(dir);
-      await rejectsCheckpoint(loadCheckpoint(dir, opts), dir, /./);
+      await rejectsCheckpoint(loadCheckpoint(dir, opts), dir, message);
       assert.equal(tf.memory().numTensors, start, `${label}: no tensors created`);
     }
   });

@@ -102,6 +102,12 @@ async function promptWithReplies(db: Db, sessionId?: number) {
 }
 
 /** The pairs involving a message as [chosen, rejected, source], sorted by chosen then rejected id. */
+/** A timestamp the database set during this test: a Date between `since` and now (same clock). */
+function assertRecent(value: unknown, since: Date, what: string): void {
+  assert.ok(value instanceof Date, `${what} is ${String(value)}`);
+  assert.ok(value >= since && value.getTime() <= Date.now() + 1000, `${what} = ${value.toISOString()}`);
+}
+
 const pairsOf = async (db: Db, messageId: number) =>
   (await listPairsForMessage(db, messageId))
     .map((p) => [p.chosen_message_id!, p.rejected_message_id!, p.source] as const)
@@ -542,15 +548,16 @@ for (const target of targets) {
       const earlier = await exportPairs(db);
       const lastId = earlier.at(-1)?.id ?? 0;
 
-      await recordRating(db, { sessionId: session.id, messageId: a1.id, value: 1, reason: 'correct' });
+      const { rating: a1Rating } = await recordRating(db, { sessionId: session.id, messageId: a1.id, value: 1, reason: 'correct' });
       const { pairIds } = await recordRating(db, { sessionId: session.id, messageId: good.id, value: 1 });
       assert.deepEqual(pairIds, []);
       const [pairId] = (await recordRating(db, { sessionId: session.id, messageId: bad.id, value: -1 })).pairIds;
 
       const exported = await exportPairs(db, { afterId: lastId });
       assert.equal(exported.length, 1);
-      assert.deepEqual(exported[0], {
-        ...exported[0],
+      const { created_at: pairCreated, ...pair } = exported[0];
+      assertRecent(pairCreated, since, 'pair created_at');
+      assert.deepEqual(pair, {
         id: pairId,
         source: 'siblings',
         prompt: [
@@ -568,17 +575,20 @@ for (const target of targets) {
 
       const singles = await listSingleRatings(db);
       const single = singles.find((r) => r.message_id === a1.id);
-      assert.deepEqual(single && { ...single, created_at: null, updated_at: null }, {
-        id: single?.id,
+      assert.ok(single, 'the rating of a1 is exported as a single rating');
+      const { created_at: ratedAt, updated_at: updatedAt, ...singleRest } = single;
+      assertRecent(ratedAt, since, 'rating created_at');
+      assertRecent(updatedAt, since, 'rating updated_at');
+      assert.deepEqual(singleRest, {
+        id: a1Rating?.id,
         session_id: session.id,
         message_id: a1.id,
         value: 1,
         reason: 'correct',
         prompt: [{ role: 'user', content: 'Name a fruit.' }],
         response: 'Apple.',
-        created_at: null,
-        updated_at: null,
       });
+      assert.equal(typeof a1Rating?.id, 'number');
       assert.ok(!singles.some((r) => r.message_id === good.id || r.message_id === bad.id));
 
       // Imported text pairs: stored once, exported like the others.

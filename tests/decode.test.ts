@@ -10,7 +10,7 @@ import { applyRepetitionPenalty, sampleToken, topKIndices } from '../model/decod
 import { seededRng } from '../model/decode/rng.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
-import { trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
+import { FIXTURE_TEXT, trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 let model: GPT;
 let tokenizer: Tokenizer;
@@ -197,9 +197,18 @@ describe('generation', () => {
   });
 
   test('a long prompt is cropped from the left, never an index out of range', async () => {
-    const long = Array.from({ length: 5 * model.config.context }, (_, i) => 300 + (i % 50));
-    const r = await generateToEnd(model, long, { max_new_tokens: 8 }, ctl());
-    assert.ok(r.ids.length <= 8);
+    const context = model.config.context;
+    // Real text, so that what follows its start and what follows its end differ.
+    const long = tokenizer.encode(FIXTURE_TEXT.slice(0, 8000)).slice(0, 5 * context);
+    assert.equal(long.length, 5 * context);
+    // No end-of-turn id, so the reply runs to max_new_tokens: 8 new tokens leave room for the last context - 8.
+    const r = await generateToEnd(model, long, { max_new_tokens: 8 }, { eotId: -1 });
+    assert.equal(r.finishReason, 'length');
+    assert.equal(r.ids.length, 8);
+    const suffix = await generateToEnd(model, long.slice(-(context - 8)), { max_new_tokens: 8 }, { eotId: -1 });
+    assert.deepEqual(r.ids, suffix.ids, 'the long prompt decodes as its most recent context - 8 tokens');
+    const head = await generateToEnd(model, long.slice(0, context - 8), { max_new_tokens: 8 }, { eotId: -1 });
+    assert.notDeepEqual(r.ids, head.ids, 'the oldest tokens were dropped, not the newest');
   });
 
   test('aborting ends the generation with finishReason cancelled', async () => {

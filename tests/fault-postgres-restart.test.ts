@@ -50,7 +50,7 @@ describe('fault: PostgreSQL restarts under a running server', { skip: 'skip' in 
   let ws: TestSocket;
 
   before(async () => {
-    t = await startTestServer({ name: 'PostgreSQL', open: () => openScratchDatabase(process.env.DATABASE_URL!, 'test_pg_restart') }, { MAX_NEW_TOKENS: '256' });
+    t = await startTestServer({ name: 'PostgreSQL', open: () => openScratchDatabase(process.env.DATABASE_URL!, 'test_pg_restart') }, { MAX_NEW_TOKENS: '1024' });
     token = await newSession(t.url);
     ws = await TestSocket.open(t.wsUrl, { token });
   });
@@ -59,11 +59,12 @@ describe('fault: PostgreSQL restarts under a running server', { skip: 'skip' in 
     await t?.close();
   });
 
-  test('not ready while down, recovers without a restart; a running stream finishes and is stored', async (tc) => {
+  test('not ready while down, recovers without a restart; a running stream finishes and is stored', async () => {
     assert.ok((await ws.request({ type: 'chat', id: 'before', content: 'Hello there', decoding: { max_new_tokens: 4 } })).done);
-    ws.send({ type: 'chat', id: 'long', content: 'Tell me a long story about the river', decoding: { max_new_tokens: 256, repetition_penalty: 1.3 } });
+    ws.send({ type: 'chat', id: 'long', content: 'Tell me a long story about the river', decoding: { max_new_tokens: 1024, repetition_penalty: 1.3 } });
     await ws.waitFor((f) => f.type === 'delta' && f.id === 'long');
 
+    const longDeltas = () => ws.frames.filter((f) => f.type === 'delta' && f.id === 'long').length;
     let endedWhileDown = false;
     try {
       await ctl('stop');
@@ -74,6 +75,9 @@ describe('fault: PostgreSQL restarts under a running server', { skip: 'skip' in 
       assert.equal(health.ready, false);
       assert.equal(health.database.ok, false);
       assert.ok(health.database.error);
+      // 1024 tokens take seconds even on an idle machine: the reply is still being written now.
+      assert.equal(t.server.deps.engine.requestsInFlight, 1, 'the long reply is still generating with the database down');
+      const deltasWhenDown = longDeltas();
 
       // What needs the database is refused as unavailable (503), not as a server fault.
       const list = await fetch(`${t.url}/api/conversations`, { headers: { Authorization: `Bearer ${token}` } });
@@ -84,7 +88,10 @@ describe('fault: PostgreSQL restarts under a running server', { skip: 'skip' in 
       assert.equal(refused.start, undefined);
 
       // The reply that was streaming is not the database's business until it ends.
-      endedWhileDown = await eventually(() => t.server.deps.engine.requestsInFlight === 0, { timeoutMs: 60_000, what: 'the running generation to end' });
+      await eventually(() => t.server.deps.engine.requestsInFlight === 0, { timeoutMs: 60_000, what: 'the running generation to end' });
+      endedWhileDown = (await fetch(`${t.url}/health`)).status === 503;
+      assert.ok(longDeltas() > deltasWhenDown, `deltas went on with the database down (${deltasWhenDown} before, ${longDeltas()} after)`);
+      assert.ok(!ws.frames.some((f) => f.type === 'done' && f.id === 'long'), 'its done frame waits until the reply is stored');
     } finally {
       await ctl('start');
     }
@@ -95,7 +102,7 @@ describe('fault: PostgreSQL restarts under a running server', { skip: 'skip' in 
     assert.equal(long.deltas.join(''), long.done.text);
     const stored = await getMessage(t.server.deps.db, long.done.message_id);
     assert.deepEqual([stored?.content, stored?.finish_reason], [long.done.text, long.done.finish_reason], 'stored once the database was back');
-    tc.diagnostic(`the long reply's generation ended while the database was down: ${endedWhileDown}`);
+    assert.equal(endedWhileDown, true, "the long reply's generation ended while the database was still down");
 
     // Same process, new work: a chat, a rating, the conversation list.
     const after = await ws.request({ type: 'chat', id: 'after', content: 'Back again', decoding: { max_new_tokens: 6 } });

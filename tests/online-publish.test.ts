@@ -24,7 +24,7 @@ import { ONLINE_RUN_DEFAULTS, runOnlineTraining } from '../trainer/online/online
 import { publishRun } from '../trainer/online/publish.ts';
 import { PpoConfigSchema } from '../trainer/ppo/config.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
-import { trainedTinyModel } from './helpers/tiny-model.ts';
+import { trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
 let handle: DatabaseHandle;
@@ -37,6 +37,9 @@ before(async () => {
   const { model, tokenizer } = await trainedTinyModel(40);
   await saveModel(join(dir, 'active'), { model, tokenizer });
   model.dispose();
+  const random = await untrainedTinyModel({ initSeed: 5 });
+  await saveModel(join(dir, 'random'), { model: random, tokenizer });
+  random.dispose();
 });
 after(async () => {
   await handle.close();
@@ -44,7 +47,7 @@ after(async () => {
 });
 
 describe('online run against the feedback store', () => {
-  test('pairs and ratings are collected, the run is published, and the versions follow the gate', async () => {
+  test('pairs and ratings are collected, runs are published, and the versions follow the gate', async () => {
     const db = handle.db;
     const { session } = await createSession(db);
     for (let i = 0; i < 6; i++) {
@@ -66,31 +69,49 @@ describe('online run against the feedback store', () => {
     assert.ok(data.ratings.every((r) => r.label === 1 && r.prompt.length === 3));
     assert.equal(data.prompts.length, 12);
 
-    const result = await runOnlineTraining({
-      policyDir: join(dir, 'active'),
-      referenceDir: join(dir, 'active'),
-      rewardDir: null,
-      ...data,
-      gatePrompts: data.prompts.slice(0, 4),
-      gateDialogues: data.prompts.slice(0, 4).map((p) => [...p, { role: 'assistant' as const, content: 'the war' }]),
-      outDir: join(dir, 'run1'),
-      config: { ...ONLINE_RUN_DEFAULTS, rm: { ...ONLINE_RUN_DEFAULTS.rm, maxSteps: 5, batchSize: 4 }, ppo: PpoConfigSchema.parse({ iterations: 1, batchSize: 4, miniBatchSize: 4, ppoEpochs: 1, maxNewTokens: 6 }) },
-      progress: quiet,
-    });
+    const run = (outDir: string, referenceDir: string, lr: number) =>
+      runOnlineTraining({
+        policyDir: join(dir, 'active'),
+        referenceDir,
+        rewardDir: null,
+        ...data,
+        gatePrompts: data.prompts.slice(0, 4),
+        gateDialogues: data.prompts.slice(0, 4).map((p) => [...p, { role: 'assistant' as const, content: 'the war' }]),
+        outDir,
+        config: { ...ONLINE_RUN_DEFAULTS, rm: { ...ONLINE_RUN_DEFAULTS.rm, maxSteps: 5, batchSize: 4 }, ppo: PpoConfigSchema.parse({ iterations: 1, batchSize: 4, miniBatchSize: 4, ppoEpochs: 1, maxNewTokens: 6, lr }) },
+        progress: quiet,
+      });
+
+    // A step of 1e-9 leaves the candidate the active policy to float precision, with the active policy
+    // as its reference: same replies, same reward, same perplexity, KL 0. It passes and goes live.
+    const passing = await run(join(dir, 'run1'), join(dir, 'active'), 1e-9);
+    assert.deepEqual(passing.policy.gate.reasons, []);
+    assert.equal(passing.policy.gate.passed, true);
     // A trainer that lost its lock publishes nothing (checked inside the publishing transaction).
     const versionsBefore = (await listModelVersions(db)).length;
     await assert.rejects(
-      publishRun(db, result, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => false }),
+      publishRun(db, passing, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => false }),
       /no longer holds the trainer lock/,
     );
     assert.equal((await listModelVersions(db)).length, versionsBefore);
-    const published = await publishRun(db, result, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => true });
-    const policy = await getModelVersion(db, published.policyVersionId);
-    assert.equal(policy?.status, result.policy.gate.passed ? 'active' : 'rejected');
-    if (!result.policy.gate.passed) assert.deepEqual(policy?.reasons, result.policy.gate.reasons);
-    assert.equal((await getActiveModelVersion(db, 'reward'))?.id, published.rewardVersionId);
+    const first = await publishRun(db, passing, { activePolicyVersionId: null, activeRewardVersionId: null, trainedPairIds: data.trainedPairIds, lockHeld: async () => true });
+    assert.equal((await getModelVersion(db, first.policyVersionId))?.status, 'active');
+    assert.equal((await getActiveModelVersion(db, 'policy'))?.id, first.policyVersionId);
+    assert.equal((await getActiveModelVersion(db, 'reward'))?.id, first.rewardVersionId);
     const again = await collectRunData(db, { heldOutEvery: 3, maxPrompts: 50 });
     assert.equal(again.pairs.length, data.pairs.length);
+
+    // Against a freshly initialised reference (near uniform: 6.2 nats a token) the same candidate is
+    // tens of nats per reply away, past the gate's bound of 20: stored as rejected, with the reason.
+    const failing = await run(join(dir, 'run2'), join(dir, 'random'), 1e-9);
+    assert.equal(failing.policy.gate.passed, false);
+    assert.deepEqual(failing.policy.gate.reasons, [`KL to the reference ${failing.policy.gate.candidate.kl.toFixed(2)} nats exceeds 20`]);
+    const second = await publishRun(db, failing, { activePolicyVersionId: first.policyVersionId, activeRewardVersionId: first.rewardVersionId, trainedPairIds: data.trainedPairIds, lockHeld: async () => true });
+    const rejected = await getModelVersion(db, second.policyVersionId);
+    assert.equal(rejected?.status, 'rejected');
+    assert.deepEqual(rejected?.reasons, failing.policy.gate.reasons);
+    assert.equal((await getActiveModelVersion(db, 'policy'))?.id, first.policyVersionId, 'the active policy stays');
+    assert.equal((await getActiveModelVersion(db, 'reward'))?.id, second.rewardVersionId, 'a new reward model is activated whatever the gate said');
   });
 });
 

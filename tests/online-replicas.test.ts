@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,35 @@ interface Run {
   policy_version_id: number | null;
   metrics: Record<string, unknown>;
 }
+
+/** The fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; null when it is gone. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Running processes whose parent is `parent` and whose command line mentions `script`. */
+function childProcesses(parent: number, script: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      const stat = procStat(pid);
+      if (!stat || Number(stat[1]) !== parent) return false;
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(script);
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** Exited (a zombie counts: it runs no more code). */
+const exited = (pid: number) => (procStat(pid)?.[0] ?? 'Z') === 'Z';
 
 function startTrainer(env: Record<string, string>): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const base = { ...process.env };
@@ -127,6 +156,8 @@ describe('multi-replica deployment on PostgreSQL: two servers and one trainer pr
       return r.status === 'running' && r.metrics.phase === 'ppo';
     }, { timeoutMs: 120_000, what: 'the run to reach PPO' });
     const versionsBefore = (await listModelVersions(database.db, { limit: 1000 })).length;
+    const children = childProcesses(trainer!.proc.pid!, 'child-main.ts');
+    assert.equal(children.length, 1, 'the run trains in one child process of the trainer');
     trainer!.proc.kill('SIGKILL');
     await trainer!.exited;
     assert.equal((await getRun(queued.id)).status, 'running', 'nothing can record the end of a killed run');
@@ -141,7 +172,7 @@ describe('multi-replica deployment on PostgreSQL: two servers and one trainer pr
     assert.match(failed.error ?? '', /trainer stopped before the run finished/);
     assert.equal((await listModelVersions(database.db, { limit: 1000 })).length, versionsBefore, 'no version row from the killed run');
     // The training child dies with its parent, so no checkpoint appears later either.
-    await new Promise((r) => setTimeout(r, 2000));
+    await eventually(() => exited(children[0]), { timeoutMs: 30_000, what: 'the training child to exit with its parent' });
     assert.equal(existsSync(join(checkpointDir, `run-${queued.id}`)), false);
     // Both servers kept serving throughout.
     for (const s of servers) assert.equal((await fetch(`${s.url}/health`)).status, 200);

@@ -16,7 +16,7 @@ import { functionReward } from '../trainer/ppo/reward-source.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
 import { dialogueSequences } from '../trainer/batching/dialogue-sequences.ts';
-import { trainedTinyModel } from './helpers/tiny-model.ts';
+import { trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
 const user = (content: string): ChatMessage[] => [{ role: 'user', content }];
@@ -31,6 +31,9 @@ before(async () => {
   ({ model: base, tokenizer } = await trainedTinyModel(60));
   dir = await mkdtemp(join(tmpdir(), 'online-'));
   await saveModel(join(dir, 'active'), { model: base, tokenizer });
+  const random = await untrainedTinyModel({ initSeed: 5 });
+  await saveModel(join(dir, 'random'), { model: random, tokenizer });
+  random.dispose();
 });
 after(async () => {
   base.dispose();
@@ -80,7 +83,7 @@ describe('candidate gate', () => {
 });
 
 describe('online run', () => {
-  test('reward model, PPO and gate run from plain inputs and write candidate checkpoints', async () => {
+  test('reward model, PPO and gate run from plain inputs and write candidate checkpoints, a rejected one too', async () => {
     const pairs = DIALOGUES.flatMap((d) => [
       { prompt: d.slice(0, 1), chosen: d[1].content, rejected: '', source: 'siblings' },
       { prompt: d.slice(0, 1), chosen: d[1].content, rejected: 'the the the the', source: 'bootstrap' },
@@ -92,9 +95,13 @@ describe('online run', () => {
     };
     const out = join(dir, 'run1');
     const iterations: number[] = [];
+    // The reference is a freshly initialised model, near uniform over the vocabulary (log 512 = 6.2
+    // nats a token), while the trained policy's greedy tokens are likely ones: the candidate, a few
+    // PPO steps from that policy, is tens of nats per reply away from the reference, past the gate's
+    // bound of 20. Its checkpoint is written all the same, with the gate's verdict.
     const r = await runOnlineTraining({
       policyDir: join(dir, 'active'),
-      referenceDir: join(dir, 'active'),
+      referenceDir: join(dir, 'random'),
       rewardDir: null,
       pairs,
       ratings: [{ prompt: PROMPTS[0], reply: 'the war', label: 1, source: 'user' }],
@@ -113,7 +120,11 @@ describe('online run', () => {
     const meta = await readCheckpointMeta(r.policy.dir);
     assert.equal(meta.kind, 'policy');
     assert.equal(meta.parent, join(dir, 'active'));
-    assert.equal(typeof r.policy.gate.passed, 'boolean');
+    const gate = r.policy.gate;
+    assert.equal(gate.passed, false);
+    assert.ok(gate.candidate.kl > 20, `KL ${gate.candidate.kl}`);
+    assert.deepEqual(gate.reasons, [`KL to the reference ${gate.candidate.kl.toFixed(2)} nats exceeds 20`]);
+    assert.deepEqual((meta.extra as { gate: unknown }).gate, JSON.parse(JSON.stringify(gate)), 'the verdict is stored with the candidate');
     await assert.rejects(
       runOnlineTraining({ policyDir: join(dir, 'active'), referenceDir: join(dir, 'active'), rewardDir: r.reward.dir, pairs, ratings: [], heldOutPairs: pairs.slice(0, 4), prompts: PROMPTS, gatePrompts: PROMPTS, gateDialogues: DIALOGUES, outDir: join(dir, 'run2'), config: { ...config, timeBudgetSec: 0.001 }, progress: quiet }),
       /exceeded its time budget/,

@@ -9,7 +9,6 @@ import { listTrainingRuns } from '../db/index.ts';
 import { databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 
 const QUICK = { rm: { maxSteps: 2, batchSize: 8 }, ppo: { iterations: 1, batchSize: 8, miniBatchSize: 8, ppoEpochs: 1, lr: 1e-7, maxNewTokens: 6 }, gate: { maxNewTokens: 6 }, bootstrapPairs: 16 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const target of databaseTargets()) {
   describe(`training schedule (${target.name})`, { timeout: 300_000 }, () => {
@@ -26,6 +25,13 @@ for (const target of databaseTargets()) {
       await srv?.close();
     });
 
+    /** Waits for two more schedule checks, so that one began after every rating so far was stored. */
+    async function scheduleChecked(): Promise<void> {
+      const trainer = srv.server.deps.trainer!;
+      const seen = trainer.scheduleChecks;
+      await eventually(() => trainer.scheduleChecks >= seen + 2, { timeoutMs: 30_000, what: 'two more schedule checks' });
+    }
+
     async function rateOne(): Promise<void> {
       const ex = await socket.request({ type: 'chat', id: ++n, content: `hello ${n}`, decoding: { strategy: 'greedy', max_new_tokens: 4 } });
       const id = ++n;
@@ -37,7 +43,7 @@ for (const target of databaseTargets()) {
       const runs = () => listTrainingRuns(srv.database.db);
       await rateOne();
       await rateOne();
-      await sleep(600); // several polls
+      await scheduleChecked();
       assert.equal((await runs()).length, 0, 'two ratings are below the threshold of three');
       await rateOne();
       const [run] = await eventually(async () => {
@@ -47,7 +53,7 @@ for (const target of databaseTargets()) {
       assert.equal(run.status, 'succeeded', String(run.error));
       assert.equal(run.config.trigger, 'schedule');
       assert.equal(run.config.new_ratings, 3);
-      await sleep(600);
+      await scheduleChecked();
       assert.equal((await runs()).length, 1, 'no new feedback since the run started: nothing queued');
     });
   });

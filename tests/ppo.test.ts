@@ -48,8 +48,11 @@ describe('PPO pieces', () => {
     assert.ok(Math.abs(advantages[1] - (d1 + 0.9 * d2)) < 1e-12);
     assert.ok(Math.abs(advantages[0] - (d0 + 0.9 * (d1 + 0.9 * d2))) < 1e-12);
     assert.ok(Math.abs(returns[0] - (advantages[0] + 0.5)) < 1e-12);
-    const w = whiten(Float64Array.from([1, 2, 3, 4]));
-    assert.ok(Math.abs(w.reduce((a, b) => a + b, 0)) < 1e-9);
+    const w = whiten(Float64Array.from([1, 2, 3, 4, 10]));
+    const mean = w.reduce((a, b) => a + b, 0) / w.length;
+    const std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
+    assert.ok(Math.abs(mean) < 1e-9, `mean ${mean}`);
+    assert.ok(Math.abs(std - 1) < 1e-6, `std ${std}`);
   });
 
   test('the adaptive KL coefficient rises above target and falls below it', () => {

@@ -2,12 +2,13 @@
 // schema, choosing the served model version, and `npm start` as a real process (health, SIGTERM).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, cp, lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
+import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { ensureAdminToken } from '../server/admin-token.ts';
 import { ClientLimits } from '../server/chat/limits.ts';
 import { clientAddress } from '../server/client-address.ts';
@@ -197,11 +198,25 @@ describe('which model version is served', () => {
   });
 
   test('with no version and no checkpoint anywhere, a random tiny model is created under STATE_DIR', async () => {
-    const version = await ensureActivePolicy(handle.db, { stateDir: join(dir, 'state') }, silent);
-    const shipped = await stat(join(ROOT, 'models/default/policy')).then(() => true, () => false);
-    if (shipped) assert.equal(version.metrics.source, 'default');
-    else assert.deepEqual([version.metrics.source, version.checkpoint_path], ['init', join(dir, 'state/models/init-tiny')]);
-    assert.equal(version.status, 'active');
+    // A project directory without models/default/policy.
+    const bare = join(dir, 'bare');
+    await mkdir(bare);
+    const state = join(dir, 'state');
+    const version = await ensureActivePolicy(handle.db, { stateDir: state, root: bare }, silent);
+    assert.deepEqual([version.metrics.source, version.checkpoint_path, version.status], ['init', join(state, 'models/init-tiny'), 'active']);
+    assert.equal((await readCheckpointMeta(version.checkpoint_path)).kind, 'policy');
+    assert.equal((await ensureActivePolicy(handle.db, { stateDir: state, root: bare }, silent)).id, version.id, 'the next start serves it again');
+  });
+
+  test('a shipped models/default/policy is served, and takes over from the random fallback', async () => {
+    const project = join(dir, 'project');
+    await cp(await tinyCheckpoint(), join(project, 'models/default/policy'), { recursive: true });
+    const fallback = await getActiveModelVersion(handle.db, 'policy');
+    assert.equal(fallback?.metrics.source, 'init');
+    const version = await ensureActivePolicy(handle.db, { stateDir: join(dir, 'state'), root: project }, silent);
+    assert.deepEqual([version.metrics.source, version.checkpoint_path, version.status], ['default', join(project, 'models/default/policy'), 'active']);
+    assert.equal(version.parent_id, fallback.id);
+    assert.equal((await ensureActivePolicy(handle.db, { stateDir: join(dir, 'state'), root: project }, silent)).id, version.id);
   });
 
   test('CHECKPOINT is registered once and activated; another checkpoint becomes the next active version', async () => {

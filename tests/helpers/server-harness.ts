@@ -5,16 +5,12 @@
  * after), a real server on an ephemeral loopback port serving a tiny trained model, and a WebSocket
  * test client that records every frame.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { openMemoryDatabase, type DatabaseHandle } from '../../db/index.ts';
 import type { ClientFrame, DoneFrame, ErrorFrame, RequestId, ServerFrame, StartFrame } from '../../server/protocol.ts';
 import { startInProcessServer, type InProcessServer } from '../../bench/lib/local-server.ts';
 import { chatSocketUrl, newSession, openChatSocket } from '../../bench/lib/ws-client.ts';
-import { trainedTinyModel } from './tiny-model.ts';
+import { trainedTinyCheckpoint } from './tiny-model.ts';
 import { openScratchDatabase } from './scratch-database.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -32,19 +28,9 @@ export function databaseTargets(): DatabaseTarget[] {
 }
 
 
-let modelDir: Promise<string> | null = null;
-
-/** A tiny model trained for a few steps (peaked like a real one), saved once per process. */
+/** A tiny model trained for a few steps (peaked like a real one): its checkpoint in the test cache, read-only. */
 export function tinyCheckpoint(): Promise<string> {
-  modelDir ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'server-model-'));
-    const { model, tokenizer } = await trainedTinyModel();
-    await saveModel(join(dir, 'policy'), { model, tokenizer });
-    model.dispose();
-    process.on('exit', () => void rm(dir, { recursive: true, force: true }));
-    return join(dir, 'policy');
-  })();
-  return modelDir;
+  return trainedTinyCheckpoint();
 }
 
 export type TestServer = InProcessServer & { wsUrl: string };

@@ -1,15 +1,19 @@
 /**
  * A tiny real model for tests: a BPE tokenizer and a `tiny` GPT trained for a few dozen steps on the
  * WikiText fixture, so its next-token distributions are peaked like a real model's (a freshly
- * initialised one is nearly uniform). Deterministic: fixed seeds, fixed data order.
+ * initialised one is nearly uniform). Deterministic: fixed seeds, fixed data order. So it is trained
+ * once, not in every test file's process, and kept as a checkpoint in the test cache (test-cache.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { initEngine } from '../../model/backend.ts';
 import { gptConfig } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
 import { maskedCrossEntropy } from '../../model/gpt/loss.ts';
+import { loadModel, saveModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { trainBpe, type Tokenizer } from '../../model/tokenizer/index.ts';
+import { cachedDir, cacheKey } from './test-cache.ts';
 
 export const FIXTURE_TEXT = readFileSync(new URL('../../model/assets/init-text.txt', import.meta.url), 'utf8');
 
@@ -25,7 +29,36 @@ export async function untrainedTinyModel(overrides: Parameters<typeof gptConfig>
   return new GPT(gptConfig('tiny', { vocabSize: tinyTokenizer().vocabSize, ...overrides }));
 }
 
+/** What the trained model depends on besides `steps`: the model and tokenizer code, this file, the text, the engine. */
+const SOURCES = ['model/', 'model/assets/init-text.txt', 'tests/helpers/tiny-model.ts', 'package-lock.json'];
+
+const checkpoints = new Map<number, Promise<string>>();
+
+/** The checkpoint directory of the tiny model trained for `steps` steps (read-only: copy it to change it). */
+export function trainedTinyCheckpoint(steps = 40): Promise<string> {
+  let dir = checkpoints.get(steps);
+  if (!dir) {
+    dir = cachedDir(`tiny-gpt-${steps}`, cacheKey({ steps }, SOURCES), async (tmp) => {
+      const { model, tokenizer } = await trainTinyModel(steps);
+      try {
+        await saveModel(join(tmp, 'policy'), { model, tokenizer, step: steps });
+      } finally {
+        model.dispose();
+      }
+    }).then((entry) => join(entry, 'policy'));
+    checkpoints.set(steps, dir);
+  }
+  return dir;
+}
+
+/** A new instance of the tiny model trained for `steps` steps, with its tokenizer; the caller disposes it. */
 export async function trainedTinyModel(steps = 40): Promise<{ model: GPT; tokenizer: Tokenizer }> {
+  await initEngine();
+  const { model, tokenizer } = await loadModel(await trainedTinyCheckpoint(steps), { expectKind: 'policy' });
+  return { model, tokenizer };
+}
+
+async function trainTinyModel(steps: number): Promise<{ model: GPT; tokenizer: Tokenizer }> {
   await initEngine();
   const tokenizer = tinyTokenizer();
   const model = new GPT(gptConfig('tiny', { vocabSize: tokenizer.vocabSize }));

@@ -55,6 +55,7 @@ export class OnlineTrainer {
   private current: { abort: AbortController; done: Promise<void> } | null = null;
   private lock: TrainerLock | null = null;
   private stopped = false;
+  private checks = 0;
   private readonly log: Logger;
 
   constructor(private readonly opts: OnlineTrainerOptions) {
@@ -63,6 +64,11 @@ export class OnlineTrainer {
 
   start(): void {
     this.schedule(0);
+  }
+
+  /** How many times the feedback has been counted against the schedule so far: the poll, observable. */
+  get scheduleChecks(): number {
+    return this.checks;
   }
 
   /** Checks the schedule and the queue now (after a run was queued). */
@@ -102,6 +108,7 @@ export class OnlineTrainer {
     if (this.current || this.stopped) return;
     if (!(await this.lead())) return;
     await this.queueIfDue();
+    this.checks++;
     const run = await claimNextTrainingRun(this.opts.db);
     if (!run) return;
     const abort = new AbortController();

@@ -15,7 +15,8 @@ import {
   renderPrompt,
   trainBpe,
 } from '../model/tokenizer/index.ts';
-import { applyMerges, pairKey, type TokenizerJSON } from '../model/tokenizer/bpe.ts';
+import { applyMerges, pairKey } from '../model/tokenizer/apply-merges.ts';
+import type { TokenizerJSON } from '../model/tokenizer/bpe.ts';
 
 const corpus = readFileSync(new URL('../model/assets/init-text.txt', import.meta.url), 'utf8');
 const tok = trainBpe([corpus], { vocabSize: 1024 });

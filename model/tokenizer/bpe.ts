@@ -14,7 +14,7 @@
  * of turn; special ids are only inserted by the chat template (chat-template.ts).
  */
 import { createHash } from 'node:crypto';
-import { MinHeap2 } from './min-heap.ts';
+import { applyMerges, pairKey } from './apply-merges.ts';
 import { PRETOKENIZER_NAME, isKnownPretokenizer, pretokenize } from './pretokenize.ts';
 import {
   BYTE_TOKEN_COUNT,
@@ -24,15 +24,13 @@ import {
   SPECIAL_TOKEN_TEXTS,
   type SpecialTokenIds,
 } from './special-tokens.ts';
+import { validateVocabulary, type MergePair, type VocabularyLayout } from './vocabulary-check.ts';
 import { decodeWtf8, encodeWtf8 } from './wtf8.ts';
 
 const TOKENIZER_FORMAT = 'rlhf-chat-bpe';
 const TOKENIZER_VERSION = 1;
 /** File version of a vocabulary with its own id layout (see the file comment). */
 const TOKENIZER_VERSION_GENERAL = 2;
-
-/** A learned merge: the two token ids whose concatenation becomes a new token. */
-export type MergePair = readonly [number, number];
 
 /** The file format of our own layout (`toJSON`). Merge i creates token id FIRST_MERGE_ID + i. */
 export interface TokenizerJSON {
@@ -57,24 +55,9 @@ interface GeneralTokenizerJSON {
   merges: [number, number, number][];
 }
 
-/** Everything that places tokens at ids; the default is our own layout. */
-export interface VocabularyLayout {
-  pretokenizer: string;
-  vocabSize: number;
-  byteIds: readonly number[];
-  specialTokens: readonly { id: number; text: string }[];
-  /** Id made by merge i. */
-  mergeIds: readonly number[];
-}
-
 interface DecodeOptions {
   /** Leave special tokens out of the text (default false: they appear as e.g. "<|eot|>"). */
   skipSpecial?: boolean;
-}
-
-/** Packs a pair of ids (< 65536 each) into one Map key. */
-export function pairKey(a: number, b: number): number {
-  return a * 65536 + b;
 }
 
 // Chunks repeat a lot in natural text (words), so their encodings are cached. The cache is
@@ -320,119 +303,4 @@ function isOwnLayout(layout: VocabularyLayout, mergeCount: number): boolean {
     layout.specialTokens.every((t, i) => t.id === own.specialTokens[i].id && t.text === own.specialTokens[i].text) &&
     layout.mergeIds.every((id, i) => id === own.mergeIds[i])
   );
-}
-
-/**
- * Checks a vocabulary: every id in [0, vocabSize) is exactly one of a byte, a special token or the
- * result of a merge (two merges may make the same id only if they spell the same bytes); merge i only
- * uses bytes and tokens made by earlier merges, never special tokens, and no pair twice; the six chat
- * tokens are special tokens. The "earlier" rule also guarantees what `applyMerges` relies on.
- */
-function validateVocabulary(merges: readonly MergePair[], layout: VocabularyLayout): void {
-  const { vocabSize } = layout;
-  if (!layout.pretokenizer || !isKnownPretokenizer(layout.pretokenizer)) throw new Error(`unknown pre-tokenizer '${layout.pretokenizer}'`);
-  if (!Number.isInteger(vocabSize) || vocabSize > MAX_VOCAB_SIZE) {
-    throw new Error(`a vocabulary of ${vocabSize} tokens is above the maximum of ${MAX_VOCAB_SIZE}`);
-  }
-  if (layout.mergeIds.length !== merges.length) throw new Error('every merge needs the id of the token it makes');
-  const kind = new Array<string | undefined>(vocabSize);
-  const claim = (id: number, what: string) => {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`${what} has id ${JSON.stringify(id)}, outside [0, ${vocabSize})`);
-    if (kind[id] !== undefined) throw new Error(`${what} has id ${id}, already used by ${kind[id]}`);
-    kind[id] = what;
-  };
-  if (layout.byteIds.length !== BYTE_TOKEN_COUNT) throw new Error(`a byte-level vocabulary needs ${BYTE_TOKEN_COUNT} byte tokens`);
-  layout.byteIds.forEach((id, b) => claim(id, `byte ${b}`));
-  for (const t of layout.specialTokens) claim(t.id, `special token ${JSON.stringify(t.text)}`);
-  const specialTexts = new Set(layout.specialTokens.map((t) => t.text));
-  for (const text of SPECIAL_TOKEN_TEXTS) if (!specialTexts.has(text)) throw new Error(`the chat special token ${text} is missing`);
-
-  const made = new Set<number>(layout.byteIds);
-  const seen = new Set<number>();
-  const spelled = new Map<number, string>();
-  const spell = (id: number): string => spelled.get(id) ?? String(layout.byteIds.indexOf(id));
-  merges.forEach((pair, i) => {
-    const ownId = layout.mergeIds[i];
-    for (const id of pair) {
-      if (!Number.isInteger(id) || id < 0) {
-        throw new Error(`merges[${i}] contains ${JSON.stringify(id)}, which is not a token id`);
-      }
-      if (kind[id]?.startsWith('special')) {
-        throw new Error(`merges[${i}] references special token id ${id}; special tokens cannot be merged`);
-      }
-      if (!made.has(id)) {
-        throw new Error(`merges[${i}] (token ${ownId}) references unknown id ${id}: merges may only use bytes and earlier merges`);
-      }
-    }
-    const key = pairKey(pair[0], pair[1]);
-    if (seen.has(key)) throw new Error(`merges[${i}] repeats the pair [${pair[0]}, ${pair[1]}]`);
-    seen.add(key);
-    const bytes = `${spell(pair[0])},${spell(pair[1])}`;
-    if (kind[ownId] === undefined || !kind[ownId]!.startsWith('merge')) claim(ownId, `merges[${i}]`);
-    else if (spelled.get(ownId) !== bytes) throw new Error(`merges[${i}] makes id ${ownId}, which ${kind[ownId]} made with other bytes`);
-    spelled.set(ownId, bytes);
-    made.add(ownId);
-  });
-  for (let id = 0; id < vocabSize; id++) {
-    if (kind[id] === undefined) throw new Error(`token id ${id} is neither a byte, a special token nor made by a merge`);
-  }
-}
-
-/**
- * BPE on one chunk's bytes: repeatedly merge the adjacent pair with the lowest rank, leftmost
- * first. A doubly linked list over positions plus a heap of candidate pairs keyed by
- * (rank, position) makes this O(n log n), so even a huge chunk (a long run of spaces or a pasted
- * blob without spaces) encodes quickly. Stale heap entries (a side already merged away) are
- * skipped when popped. Applying candidates in heap order equals the classic "merge all
- * occurrences of the best pair, repeat" algorithm because a newly created pair always has a
- * higher rank than the merge that created it.
- */
-export function applyMerges(
-  bytes: Uint8Array,
-  ranks: ReadonlyMap<number, number>,
-  mergeIds?: ArrayLike<number>,
-  byteIds?: ArrayLike<number>,
-): number[] {
-  const n = bytes.length;
-  if (n < 2) return byteIds ? Array.from(bytes, (b) => byteIds[b]) : Array.from(bytes);
-  const ids = new Int32Array(n); // -1 marks a position merged into its left neighbour
-  const next = new Int32Array(n);
-  const prev = new Int32Array(n);
-  const heap = new MinHeap2();
-  for (let i = 0; i < n; i++) {
-    ids[i] = byteIds ? byteIds[bytes[i]] : bytes[i];
-    next[i] = i + 1 < n ? i + 1 : -1;
-    prev[i] = i - 1;
-  }
-  for (let i = 0; i + 1 < n; i++) {
-    const rank = ranks.get(pairKey(ids[i], ids[i + 1]));
-    if (rank !== undefined) heap.push(rank, i);
-  }
-  while (heap.size > 0) {
-    const rank = heap.topPrimary;
-    const i = heap.topSecondary;
-    heap.pop();
-    if (ids[i] === -1) continue;
-    const j = next[i];
-    if (j === -1 || ranks.get(pairKey(ids[i], ids[j])) !== rank) continue;
-
-    ids[i] = mergeIds ? mergeIds[rank] : FIRST_MERGE_ID + rank;
-    ids[j] = -1;
-    next[i] = next[j];
-    if (next[j] !== -1) prev[next[j]] = i;
-
-    const p = prev[i];
-    if (p !== -1) {
-      const r = ranks.get(pairKey(ids[p], ids[i]));
-      if (r !== undefined) heap.push(r, p);
-    }
-    const q = next[i];
-    if (q !== -1) {
-      const r = ranks.get(pairKey(ids[i], ids[q]));
-      if (r !== undefined) heap.push(r, i);
-    }
-  }
-  const out: number[] = [];
-  for (let i = 0; i !== -1; i = next[i]) out.push(ids[i]);
-  return out;
 }

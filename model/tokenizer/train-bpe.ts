@@ -13,7 +13,9 @@
  * Determinism: the best pair is the highest count, ties broken by the smallest (left id, right id),
  * and words are visited in a fixed order, so the same texts always give the same merges (and hash).
  */
-import { type MergePair, Tokenizer, pairKey } from './bpe.ts';
+import { pairKey } from './apply-merges.ts';
+import { Tokenizer } from './bpe.ts';
+import type { MergePair } from './vocabulary-check.ts';
 import { MinHeap2 } from './min-heap.ts';
 import { pretokenize } from './pretokenize.ts';
 import { FIRST_MERGE_ID, MAX_VOCAB_SIZE, SPECIAL_TOKEN_TEXTS } from './special-tokens.ts';

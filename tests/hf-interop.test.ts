@@ -22,7 +22,7 @@ import { generateToEnd } from '../model/decode/generate.ts';
 import { exportHf } from '../model/hf/export.ts';
 import { importHf } from '../model/hf/import.ts';
 import { loadModel, saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
-import { renderConversation, Tokenizer, type ChatMessage } from '../model/tokenizer/index.ts';
+import { renderConversation, type ChatMessage } from '../model/tokenizer/index.ts';
 import { runSftStage, SftStageSchema } from '../trainer/stages/sft.ts';
 import { parseFlags } from '../trainer/flags.ts';
 import { ReferenceBpe } from './helpers/reference-bpe.ts';

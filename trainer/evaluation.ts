@@ -36,7 +36,7 @@ interface ReplyStats {
   top_reply_share: number;
 }
 
-export type EvalSplit = 'test' | 'valid';
+type EvalSplit = 'test' | 'valid';
 
 export interface EvalReport {
   split: EvalSplit;
@@ -52,7 +52,7 @@ export interface EvalReport {
 }
 
 /** The report as `npm run eval -- --json` prints it, keys named after the split measured. */
-export interface EvalJson extends Omit<EvalReport, 'cornell_reply_ppl' | 'wikitext_token_ppl' | 'wikitext_word_ppl'> {
+interface EvalJson extends Omit<EvalReport, 'cornell_reply_ppl' | 'wikitext_token_ppl' | 'wikitext_word_ppl'> {
   [measure: string]: unknown;
 }
 

@@ -50,7 +50,7 @@ export async function clearSnapshots(out: string): Promise<void> {
   await rm(snapshotsDir(out), { recursive: true, force: true });
 }
 
-export interface AveragedModel {
+interface AveragedModel {
   model: GPT;
   tokenizer: Tokenizer;
   steps: number[];

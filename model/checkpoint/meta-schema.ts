@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 /** Format 2 keeps the weights in safetensors; format 1 (weights.bin, our own packing) is still read. */
 export const CHECKPOINT_FORMAT = 2 as const;
-export const LEGACY_CHECKPOINT_FORMAT = 1 as const;
+const LEGACY_CHECKPOINT_FORMAT = 1 as const;
 export const META_FILE = 'meta.json';
 export const WEIGHTS_FILE = 'model.safetensors';
 export const LEGACY_WEIGHTS_FILE = 'weights.bin';

@@ -27,7 +27,7 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 const METADATA_KEY = '__metadata__';
 
 /** A tensor as the header describes it: its safetensors dtype, and its bytes relative to the data start. */
-export interface SafetensorsEntry {
+interface SafetensorsEntry {
   name: string;
   dtype: string;
   shape: number[];
@@ -35,7 +35,7 @@ export interface SafetensorsEntry {
   length: number;
 }
 
-export interface SafetensorsFile {
+interface SafetensorsFile {
   /** Tensors in data order. */
   tensors: SafetensorsEntry[];
   metadata: Record<string, string>;

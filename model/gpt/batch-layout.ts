@@ -7,7 +7,7 @@ import type { GPTConfig } from './config.ts';
 
 const NEG = -1e9;
 
-export interface PromptLayout {
+interface PromptLayout {
   batch: number;
   /** Tn: the longest prompt's length; shorter ones are left-padded. */
   length: number;

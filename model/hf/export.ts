@@ -13,7 +13,7 @@ import { CHAT_TEMPLATE } from './chat-template.ts';
 import { hfConfigJson, hfTensorNames } from './gpt2-layout.ts';
 import { HfFormatError, toHfTokenizerJson } from './hf-tokenizer.ts';
 
-export interface ExportResult {
+interface ExportResult {
   out: string;
   tensors: number;
   vocabSize: number;

@@ -16,7 +16,7 @@ import { saveCheckpoint } from '../checkpoint/index.ts';
 import { configFromHf, hfTensorNames } from './gpt2-layout.ts';
 import { fromHfTokenizerJson, fromVocabAndMerges, HfFormatError, type ImportedTokenizer } from './hf-tokenizer.ts';
 
-export interface ImportResult {
+interface ImportResult {
   out: string;
   meta: CheckpointMeta;
   addedChatTokens: { id: number; text: string }[];

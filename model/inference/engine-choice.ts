@@ -11,8 +11,8 @@
 import type { GPT } from '../gpt/gpt.ts';
 import type { InferenceModel } from './inference-model.ts';
 
-export const INFERENCE_ENGINES = ['ort', 'tfjs'] as const;
-export type InferenceEngineName = (typeof INFERENCE_ENGINES)[number];
+const INFERENCE_ENGINES = ['ort', 'tfjs'] as const;
+type InferenceEngineName = (typeof INFERENCE_ENGINES)[number];
 
 export interface InferenceEngineInfo {
   name: InferenceEngineName;
@@ -25,7 +25,7 @@ export interface InferenceEngineInfo {
   skipped?: string;
 }
 
-export interface OrtSettings {
+interface OrtSettings {
   provider: 'cpu' | 'cuda';
   threads: number;
 }
@@ -37,7 +37,7 @@ function parseEngine(value: string | undefined): InferenceEngineName | undefined
 }
 
 /** ORT_PROVIDER and ORT_THREADS, validated. */
-export function ortSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OrtSettings {
+function ortSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OrtSettings {
   const provider = env.ORT_PROVIDER || 'cpu';
   if (provider !== 'cpu' && provider !== 'cuda') throw new Error(`ORT_PROVIDER=${provider} is not one of cpu, cuda`);
   const threadsText = env.ORT_THREADS || '1';
@@ -118,7 +118,7 @@ export function inferenceEngineInfo(): InferenceEngineInfo | null {
 }
 
 /** Checkpoint-named weights of a tfjs model, copied out as Float32Arrays. */
-export async function weightArrays(gpt: GPT): Promise<Map<string, Float32Array>> {
+async function weightArrays(gpt: GPT): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, v] of gpt.namedWeights()) out.set(name, Float32Array.from(await v.data()));
   return out;

@@ -15,8 +15,8 @@
 import type { GPTConfig } from '../gpt/config.ts';
 import { GraphBuilder } from './onnx-builder.ts';
 
-export const GELU_C = Math.sqrt(2 / Math.PI);
-export const GELU_A = 0.044715;
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
 const LN_EPS = 1e-5;
 
 /** Names of the per-layer cache inputs and outputs. */
@@ -25,7 +25,7 @@ export const pastValue = (l: number) => `past_v_${l}`;
 export const presentKey = (l: number) => `present_k_${l}`;
 export const presentValue = (l: number) => `present_v_${l}`;
 
-export interface GraphSpec {
+interface GraphSpec {
   config: GPTConfig;
   /** Checkpoint-named weights (model/gpt/params.ts), row-major. */
   weights: Map<string, Float32Array>;

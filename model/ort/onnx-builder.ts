@@ -8,13 +8,13 @@ import onnxProto from 'onnx-proto';
 const { onnx } = onnxProto;
 
 /** Opset of the default domain the graphs are written against (LayerNormalization needs 17). */
-export const OPSET = 17;
+const OPSET = 17;
 /** ONNX IR version matching opset 17. */
 const IR_VERSION = 8;
 
-export type ElemType = 'float32' | 'int32';
+type ElemType = 'float32' | 'int32';
 /** A dimension: a fixed size or a named dynamic one. */
-export type Dim = number | string;
+type Dim = number | string;
 type AttrValue = number | number[] | string;
 
 const ELEM: Record<ElemType, number> = { float32: onnx.TensorProto.DataType.FLOAT, int32: onnx.TensorProto.DataType.INT32 };

@@ -14,10 +14,10 @@ import { countOrtModel } from './live-sessions.ts';
 import { buildGPTGraph, pastKey, pastValue, presentKey, presentValue } from './gpt-graph.ts';
 import { OrtKVCache, type OrtLayerCache } from './ort-kv-cache.ts';
 
-export const ORT_PROVIDERS = ['cpu', 'cuda'] as const;
-export type OrtProvider = (typeof ORT_PROVIDERS)[number];
+const ORT_PROVIDERS = ['cpu', 'cuda'] as const;
+type OrtProvider = (typeof ORT_PROVIDERS)[number];
 
-export interface OrtOptions {
+interface OrtOptions {
   /** Intra-op threads per session (default 1: the engine shares the machine with serving and training). */
   threads?: number;
   provider?: OrtProvider;
@@ -25,7 +25,7 @@ export interface OrtOptions {
   graphs?: 'one' | 'two';
 }
 
-export interface OrtStepResult extends DecodeStep {
+interface OrtStepResult extends DecodeStep {
   cache: OrtKVCache;
 }
 

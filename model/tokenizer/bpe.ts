@@ -19,7 +19,6 @@ import { PRETOKENIZER_NAME, isKnownPretokenizer, pretokenize } from './pretokeni
 import {
   BYTE_TOKEN_COUNT,
   FIRST_MERGE_ID,
-  MAX_VOCAB_SIZE,
   SPECIAL_TOKEN_IDS,
   SPECIAL_TOKEN_TEXTS,
   type SpecialTokenIds,

@@ -49,7 +49,3 @@ export const FIRST_MERGE_ID = BYTE_TOKEN_COUNT + SPECIAL_TOKEN_TEXTS.length;
  * and models may store ids as uint16.
  */
 export const MAX_VOCAB_SIZE = 65536;
-
-export function isSpecialTokenId(id: number): boolean {
-  return id >= BYTE_TOKEN_COUNT && id < FIRST_MERGE_ID;
-}

@@ -11,7 +11,7 @@ import { ApiError } from '../errors.ts';
 
 const WINDOW_MS = 60_000;
 
-export interface ClientLimitOptions {
+interface ClientLimitOptions {
   maxInflightPerSession: number;
   maxInflightPerAddress: number;
   rateLimitPerMinute: number;
@@ -22,7 +22,7 @@ export interface ClientLimitOptions {
 }
 
 /** Who is asking: the session (when there is one) and the client's address. */
-export interface Client {
+interface Client {
   sessionId: number;
   address: string;
 }

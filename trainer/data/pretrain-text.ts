@@ -18,14 +18,14 @@ import { cornellPaths, wikiTextPath } from './corpus-dir.ts';
 import { readWikiText, wikiTextToDocuments } from './wikitext.ts';
 
 /** Every k-th valid article is held out when WikiText-2 train is absent. */
-export const WIKI_HELD_OUT_EVERY = 10;
+const WIKI_HELD_OUT_EVERY = 10;
 
-export interface PretrainSources {
+interface PretrainSources {
   brown: boolean;
   cornell: boolean;
 }
 
-export interface WikiSplitText {
+interface WikiSplitText {
   train: string[];
   heldOut: string[];
   /** Where the held-out text comes from, for logs and reports. */

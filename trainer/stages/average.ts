@@ -14,7 +14,7 @@ export const AverageStageSchema = z
     json: z.boolean().default(false),
   })
   .strict();
-export type AverageStageConfig = z.infer<typeof AverageStageSchema>;
+type AverageStageConfig = z.infer<typeof AverageStageSchema>;
 
 export async function runAverageStage(cfg: AverageStageConfig): Promise<{ out: string; steps: number[]; sha256: string }> {
   const { model, tokenizer, steps } = await averageSnapshots(cfg.from, cfg.last);

@@ -6,6 +6,7 @@ import type { GenerationEvent } from '../model/decode/decoder.ts';
 import { createDecoder, generate } from '../model/decode/generate.ts';
 import { parseDecodeOptions } from '../model/decode/options.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
+import type { InferenceModel } from '../model/inference/inference-model.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 
@@ -41,10 +42,11 @@ function comparable(events: GenerationEvent[]) {
   return events.map((e) => (e.type === 'done' ? { ...e, logprob: Math.round(e.logprob * 1e3) / 1e3 } : e));
 }
 
-function submit(batcher: Batcher, text: string, options: Record<string, unknown>, signal?: AbortSignal, group?: string) {
+/** `eotId: -1` makes a reply that only ends at max_new_tokens (or when cancelled). */
+function submit(batcher: Batcher, text: string, options: Record<string, unknown>, signal?: AbortSignal, group?: string, eotId = tokenizer.special.eot) {
   const events: GenerationEvent[] = [];
   const p = prompt(text);
-  const decoder = createDecoder(p, parseDecodeOptions(options), { eotId: tokenizer.special.eot });
+  const decoder = createDecoder(p, parseDecodeOptions(options), { eotId });
   const done = batcher.run({ prompt: p, decoder, onEvents: (evs) => events.push(...evs), signal, group });
   return { events, done };
 }
@@ -114,5 +116,48 @@ describe('continuous batching', () => {
     }
     assert.equal(tf.memory().numTensors, start);
     assert.equal(batcher.stats().liveRows, 0);
+  });
+
+  /** The real model, except that its `failAt`-th prefill call throws (an engine fault). */
+  function failingPrefill(failAt: number): InferenceModel {
+    let calls = 0;
+    return {
+      config: model.config,
+      prefill: (prompts, opts) => (++calls === failAt ? Promise.reject(new Error('injected prefill fault')) : model.prefill(prompts, opts)),
+      step: (cache, tokens) => model.step(cache, tokens),
+      concatRows: (caches) => model.concatRows(caches),
+      dispose: () => {},
+    };
+  }
+
+  /** Settles like `p`, or rejects naming `what` if `p` has not settled after 60 s (a hang). */
+  function settles<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} never settled`)), 60_000);
+    });
+    return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+  }
+
+  test('a prefill failing while a request joins rejects the running and the joining request, and the batcher serves on', async () => {
+    const batcher = new Batcher(failingPrefill(2), 8);
+    const running = submit(batcher, 'The game was', { strategy: 'greedy', max_new_tokens: 40 }, undefined, undefined, -1);
+    // Joins at a step boundary: its admission is the second prefill, which fails.
+    while (running.events.length === 0) await new Promise((r) => setTimeout(r, 1));
+    const joining = submit(batcher, 'He was born in', { strategy: 'greedy', max_new_tokens: 5 });
+    await assert.rejects(settles(joining.done, 'the joining request'), /injected prefill fault/);
+    await assert.rejects(settles(running.done, 'the running request'), /injected prefill fault/);
+    assert.deepEqual(batcher.stats(), { ...batcher.stats(), liveRows: 0, liveRequests: 0, queued: 0 });
+    const again = submit(batcher, ...REQUESTS[0]);
+    await settles(again.done, 'a later request');
+    assert.deepEqual(comparable(again.events), comparable(await solo(...REQUESTS[0])));
+  });
+
+  test('a prefill failing while a full window is rebuilt rejects that request instead of leaving it waiting', async () => {
+    const batcher = new Batcher(failingPrefill(2), 8);
+    // Longer than the window: its rows are rebuilt once they reach the context (the second prefill).
+    const long = submit(batcher, 'The city of', { strategy: 'greedy', max_new_tokens: model.config.context + 8 }, undefined, undefined, -1);
+    await assert.rejects(settles(long.done, 'the rebuilt request'), /injected prefill fault/);
+    assert.equal(batcher.stats().liveRequests, 0);
   });
 });

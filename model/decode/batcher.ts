@@ -51,6 +51,11 @@ interface BatcherStats {
 export class Batcher {
   private entries: Entry[] = [];
   private readonly queue: Entry[] = [];
+  /**
+   * Entries out of both lists while a prefill is awaited (admitted from the queue, or moved out for a
+   * window rebuild): a failure then must still settle them, or their callers would wait forever.
+   */
+  private inTransit: Entry[] = [];
   private cache: DecodeCache | null = null;
   private running = false;
   private steps = 0;
@@ -116,8 +121,9 @@ export class Batcher {
       }
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      for (const e of [...this.entries, ...this.queue]) e.reject(error);
+      for (const e of [...this.entries, ...this.inTransit, ...this.queue]) e.reject(error);
       this.entries = [];
+      this.inTransit = [];
       this.queue.length = 0;
       this.cache?.dispose();
       this.cache = null;
@@ -159,6 +165,7 @@ export class Batcher {
       admitted.push(e);
     }
     if (admitted.length === 0) return;
+    this.inTransit = admitted;
     const { logits, cache } = await this.prefill(admitted.map((e) => e.req.prompt));
     const parents: number[] = [];
     const joined: Entry[] = [];
@@ -175,12 +182,14 @@ export class Batcher {
       joined.push(e);
     });
     if (joined.length === 0) {
+      this.inTransit = [];
       cache.dispose();
       return;
     }
     const fresh = isIdentity(parents, cache.batch) ? cache : cache.selectRows(parents);
     this.cache = this.cache ? this.model.concatRows([this.cache, fresh]) : fresh;
     this.entries.push(...joined);
+    this.inTransit = [];
   }
 
   /** Ends cancelled requests now and removes their rows. */
@@ -227,11 +236,13 @@ export class Batcher {
       start += e.rows;
     }
     this.entries = stay;
+    this.inTransit = moved;
     this.reselect(stayRows);
     const histories = moved.flatMap((e) => e.req.decoder.histories().map((h) => h.slice(Math.max(0, h.length - keep), h.length - 1)));
     const rebuilt = await this.prefill(histories);
     this.cache = this.cache ? this.model.concatRows([this.cache, rebuilt.cache]) : rebuilt.cache;
     this.entries.push(...moved);
+    this.inTransit = [];
   }
 
   private async prefill(prompts: number[][]) {

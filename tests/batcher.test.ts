@@ -121,11 +121,12 @@ describe('continuous batching', () => {
   /** The real model, except that its `failAt`-th prefill call throws (an engine fault). */
   function failingPrefill(failAt: number): InferenceModel {
     let calls = 0;
+    const inner: InferenceModel = model;
     return {
-      config: model.config,
-      prefill: (prompts, opts) => (++calls === failAt ? Promise.reject(new Error('injected prefill fault')) : model.prefill(prompts, opts)),
-      step: (cache, tokens) => model.step(cache, tokens),
-      concatRows: (caches) => model.concatRows(caches),
+      config: inner.config,
+      prefill: (prompts, opts) => (++calls === failAt ? Promise.reject(new Error('injected prefill fault')) : inner.prefill(prompts, opts)),
+      step: (cache, tokens) => inner.step(cache, tokens),
+      concatRows: (caches) => inner.concatRows(caches),
       dispose: () => {},
     };
   }

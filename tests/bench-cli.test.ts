@@ -6,41 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runChild, without, type Ran } from './helpers/run-child.ts';
 import { trainedTinyCheckpoint } from './helpers/tiny-model.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LIMIT_MS = 240_000;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `npm run <script> -- ...args` in the repo root; never rejects on a non-zero exit. */
-function npmRun(script: string, args: string[]): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of ['CHECKPOINT', 'STATE_DIR', 'DATABASE_URL', 'PORT', 'LOG_LEVEL']) delete env[k];
-    // Its own process group, so that a run past the limit is ended with everything it started.
-    const child = spawn('npm', ['run', script, '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.pid && process.kill(-child.pid, 'SIGKILL'), LIMIT_MS);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+/** `npm run <script> -- ...args`, in its own process group so that a run past the limit is ended with everything it started. */
+const npmRun = (script: string, args: string[]) =>
+  runChild('npm', ['run', script, '--', ...args], { env: without('CHECKPOINT', 'STATE_DIR', 'DATABASE_URL', 'PORT', 'LOG_LEVEL'), limitMs: LIMIT_MS, ownGroup: true });
 
 /** The JSON object on the last stdout line (npm's own header lines come before it). */
 function lastJson(r: Ran): Record<string, any> {

@@ -4,45 +4,22 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initEngine } from '../model/backend.ts';
 import { NoCheckpointError, resolveDefaultCheckpoint } from '../model/checkpoint/default-checkpoint.ts';
 import { generateReply } from '../model/decode/chat-reply.ts';
 import { loadModel, type LoadedModel } from '../model/checkpoint/gpt-checkpoint.ts';
 import type { ChatMessage } from '../model/tokenizer/index.ts';
+import { runTs, without, type Ran } from './helpers/run-child.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** A CLI of this project; `env` on top of the runner's, without its checkpoint, state and backend choices. */
+const runTool = (script: string, args: string[], env: Record<string, string | undefined> = {}) =>
+  runTs(script, args, { env: { ...without('CHECKPOINT', 'STATE_DIR', 'TFJS_BACKEND'), ...env }, limitMs: 60_000 });
 
-/** Runs `node --import tsx <script> ...args` in the repo root; never rejects on a non-zero exit. */
-function runTs(script: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, CHECKPOINT: undefined, STATE_DIR: undefined, TFJS_BACKEND: undefined, ...env };
-    for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
-
-const generate = (args: string[], env?: Record<string, string | undefined>) => runTs('model/cli/generate.ts', args, env);
+const generate = (args: string[], env?: Record<string, string | undefined>) => runTool('model/cli/generate.ts', args, env);
 
 /** The error line of a failed CLI: the last stderr line, which must be short (no wasm glue dump). */
 function errorLine(r: Ran): string {
@@ -70,7 +47,7 @@ async function expectedReply(messages: ChatMessage[], options: Record<string, un
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'cli-test-'));
   // Default --out: $STATE_DIR/models/init-tiny.
-  const r = await runTs('model/cli/init-model.ts', ['--preset', 'tiny', '--seed', '7'], { STATE_DIR: root });
+  const r = await runTool('model/cli/init-model.ts', ['--preset', 'tiny', '--seed', '7'], { STATE_DIR: root });
   assert.equal(r.code, 0, r.stderr);
   ckpt = join(root, 'models', 'init-tiny');
   assert.equal(r.stdout, resolve(ckpt) + '\n', 'init-model prints only the checkpoint path');
@@ -175,7 +152,7 @@ test('default checkpoint: $CHECKPOINT, models/default/policy, $STATE_DIR/models/
 });
 
 test('bench:model --preset tiny --runs 1 --json: last stdout line is the result', async () => {
-  const r = await runTs('bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
+  const r = await runTool('bench/model-bench.ts', ['--preset', 'tiny', '--runs', '1', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   const result = JSON.parse(lines[lines.length - 1]);
@@ -202,17 +179,17 @@ test('bench:model --preset tiny --runs 1 --json: last stdout line is the result'
 });
 
 test('npm run trainer: without DATABASE_URL or with bad settings it exits 2 naming each problem', async () => {
-  const none = await runTs('trainer/online/trainer-main.ts', [], { DATABASE_URL: undefined });
+  const none = await runTool('trainer/online/trainer-main.ts', [], { DATABASE_URL: undefined });
   assert.equal(none.code, 2, none.stderr);
   assert.match(none.stderr, /DATABASE_URL=null: is required/);
-  const bad = await runTs('trainer/online/trainer-main.ts', [], {
+  const bad = await runTool('trainer/online/trainer-main.ts', [], {
     DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
     TRAIN_INTERVAL: 'soon',
     TRAIN_CONFIG: JSON.stringify({ ppo: { iterations: 0 }, nope: 1 }),
   });
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /TRAIN_INTERVAL="soon": must be a duration/);
-  const config = await runTs('trainer/online/trainer-main.ts', [], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', TRAIN_CONFIG: JSON.stringify({ ppo: { iterations: 0 }, nope: 1 }) });
+  const config = await runTool('trainer/online/trainer-main.ts', [], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', TRAIN_CONFIG: JSON.stringify({ ppo: { iterations: 0 }, nope: 1 }) });
   assert.equal(config.code, 2, config.stderr);
   assert.match(config.stderr, /TRAIN_CONFIG: .*nope/);
   assert.match(config.stderr, /ppo\.iterations/);

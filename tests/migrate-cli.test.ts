@@ -5,7 +5,6 @@
  * naming it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { DatabaseHandle } from '../db/index.ts';
+import { runTs, without, type Ran } from './helpers/run-child.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -21,30 +21,9 @@ const MIGRATIONS = readdirSync(join(ROOT, 'migrations'))
   .map((f) => f.replace(/\.ts$/, ''))
   .sort();
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function migrate(args: string[], env: Record<string, string>): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const base: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of ['DATABASE_URL', 'STATE_DIR']) delete base[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'db/migrate-cli.ts', ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // Opening the embedded database takes seconds of CPU; a loaded machine stretches that a lot.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+// Opening the embedded database takes seconds of CPU; a loaded machine stretches that a lot.
+const migrate = (args: string[], env: Record<string, string>) =>
+  runTs('db/migrate-cli.ts', args, { env: { ...without('DATABASE_URL', 'STATE_DIR'), ...env }, limitMs: 240_000 });
 
 /** stdout lines after the first ("database: <kind>"), which is checked. */
 function body(r: Ran, kind: string): string[] {

@@ -6,45 +6,24 @@
  * (exit 2 with a message naming the flag).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
+import { runTs, without, type Ran } from './helpers/run-child.ts';
 import { trainedTinyCheckpoint } from './helpers/tiny-model.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPORA = join(ROOT, 'tests/fixtures/corpora');
 const LIMIT_MS = 180_000;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `node --import tsx <script> ...args` in the repo root; never rejects on a non-zero exit. */
-function runTs(script: string, args: string[]): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of ['CHECKPOINT', 'STATE_DIR', 'CORPUS_DIR', 'DATABASE_URL', 'TFJS_BACKEND']) delete env[k];
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), LIMIT_MS);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const runTool = (script: string, args: string[]) =>
+  runTs(script, args, { env: without('CHECKPOINT', 'STATE_DIR', 'CORPUS_DIR', 'DATABASE_URL', 'TFJS_BACKEND'), limitMs: LIMIT_MS });
 
-const train = (args: string[]) => runTs('trainer/cli.ts', args);
+const train = (args: string[]) => runTool('trainer/cli.ts', args);
 
 /** Every stdout line parsed as JSON, after checking the exit code. */
 function jsonLines(r: Ran): Record<string, any>[] {
@@ -150,7 +129,7 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
   let report: Record<string, any>;
 
   test('eval --json: perplexities, reply statistics and samples on the last stdout line', async () => {
-    const r = await runTs('trainer/eval-cli.ts', [...evalArgs(), '--json']);
+    const r = await runTool('trainer/eval-cli.ts', [...evalArgs(), '--json']);
     report = jsonLines(r).at(-1)!;
     assert.equal(report.checkpoint, policy);
     assert.equal(report.step, (await readCheckpointMeta(policy)).step);
@@ -165,7 +144,7 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
   });
 
   test('eval without --json prints the markdown tables', async () => {
-    const r = await runTs('trainer/eval-cli.ts', evalArgs());
+    const r = await runTool('trainer/eval-cli.ts', evalArgs());
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     assert.match(r.stdout, new RegExp(`^\\| ${policy.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\| value \\|`));
     assert.match(r.stdout, /\| Cornell test reply perplexity \| \d+\.\d{3} \|/);
@@ -175,9 +154,9 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
 
   test('eval: a bad flag exits 2 naming it; a missing checkpoint exits 1 naming the path', async () => {
     const [flag, range, missing] = await Promise.all([
-      runTs('trainer/eval-cli.ts', ['--promts=3']),
-      runTs('trainer/eval-cli.ts', [`--checkpoint=${policy}`, '--beam-width=17']),
-      runTs('trainer/eval-cli.ts', [`--checkpoint=${join(dir, 'no-such-model')}`]),
+      runTool('trainer/eval-cli.ts', ['--promts=3']),
+      runTool('trainer/eval-cli.ts', [`--checkpoint=${policy}`, '--beam-width=17']),
+      runTool('trainer/eval-cli.ts', [`--checkpoint=${join(dir, 'no-such-model')}`]),
     ]);
     assert.equal(flag.code, 2, flag.stderr);
     assert.match(flag.stderr, /eval: unknown flag --promts; known: .*--prompts/);
@@ -194,7 +173,7 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
     await writeFile(pre, JSON.stringify(report));
     await writeFile(sft, JSON.stringify({ ...report, step: 99, cornell_test_reply_ppl: 12.5 }));
     await writeFile(reward, JSON.stringify({ steps: 3, eval: { bootstrap: { accuracy: 0.75, margin: 0.4, pairs: 8 } }, reward_mean: 0.1, reward_std: 1.2 }));
-    const r = await runTs('trainer/eval-report.ts', [pre, sft, reward]);
+    const r = await runTool('trainer/eval-report.ts', [pre, sft, reward]);
     assert.equal(r.code, 0, r.stderr);
     const md = r.stdout;
     assert.match(md, /^# Evaluation of the default model\n/);
@@ -207,7 +186,7 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
     assert.match(md, /## Reward model\n\nTrained for 3 steps .* reward mean 0\.10, std 1\.20/);
     assert.match(md, /\| bootstrap \| 8 \| 75\.0% \| 0\.40 \|/);
 
-    const usage = await runTs('trainer/eval-report.ts', [pre]);
+    const usage = await runTool('trainer/eval-report.ts', [pre]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /usage: tsx trainer\/eval-report\.ts PRETRAIN\.json SFT\.json/);
   });

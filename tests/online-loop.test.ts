@@ -16,10 +16,6 @@ import type { ModelFrame } from '../server/protocol.ts';
 import { shippedDialogues } from '../trainer/online/shipped-dialogues.ts';
 import { ADMIN_TOKEN, databaseTargets, eventually, newSession, startTestServer, TestSocket, type TestServer } from './helpers/server-harness.ts';
 
-// The server's engine worker decodes on tfjs here (its environment is this process's): with ONNX Runtime
-// serving, the check that replaced versions are released timed out once (docs/inference.md, open).
-process.env.INFERENCE_ENGINE = 'tfjs';
-
 const likes = (text: string) => /\d/.test(text);
 
 const MAX_NEW_TOKENS = 12;
@@ -203,11 +199,13 @@ describe('online loop (embedded trainer, simulated rater)', { timeout: 900_000 }
     assert.ok(watched.versions.size >= 2, `the watcher saw versions ${[...watched.versions]}`);
 
     // (d) The replaced weights were disposed: the worker holds one model's tensors again.
+    let last = await engine.stats();
     const tensorsAfter = await eventually(async () => {
-      const s = await engine.stats();
-      return s.drainingVersions.length === 0 && s.liveRows === 0 ? s.numTensors : null;
-    }, { what: 'draining versions to be released' });
+      last = await engine.stats();
+      return last.drainingVersions.length === 0 && last.liveRows === 0 ? last.numTensors : null;
+    }, { what: 'draining versions to be released' }).catch((err: Error) => assert.fail(`${err.message}; the engine's last stats: ${JSON.stringify(last)}`));
     assert.equal(tensorsAfter, tensorsBefore);
+    assert.equal(last.liveOrtModels, engine.inference.name === 'ort' ? 1 : 0, 'ONNX Runtime sessions of replaced versions are released');
 
     // Rollback: activating the first version through the admin API; new replies carry it.
     const res = await fetch(`${srv.url}/api/admin/models/${firstVersion}/activate`, { method: 'POST', headers: admin });

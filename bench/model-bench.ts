@@ -1,5 +1,5 @@
 /**
- * `npm run bench:model -- [--json] [--preset small] [--runs 3] [--skip-train]`
+ * `npm run bench:model -- [--json] [--preset small] [--runs 3] [--skip-train] [--torch]`
  *
  * Throughput of the GPT, with random token ids on a randomly initialised model (speed does not depend
  * on the weights). Training runs on tfjs; the decode figures are measured on the serving inference
@@ -22,6 +22,10 @@
  * `decode_steps` / `decode_batch8_steps` and in `deviations`.
  * `--skip-train` (the default for `gpt2`, GPT-2's 124M shape, where the question is decode speed and
  * memory) leaves the training figures null and says so in `deviations`; `--train` measures them anyway.
+ * `--torch` adds the PyTorch eager reference, run right after the decode figures: bench/torch/decode.py
+ * (the same GPT and decode measurements, on python3 with Debian's python3-torch) with 1 and 2 intra-op
+ * threads, under `pytorch` ({ version, python, blas, by_threads }); `pytorch` is null, and `deviations` says
+ * why, when python3 or torch is missing or the script fails.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
@@ -31,9 +35,10 @@ import { countParams, gptConfig, type GPTConfig, type PresetName } from '../mode
 import { GPT } from '../model/gpt/gpt.ts';
 import { inferenceModel, initInference, type InferenceEngineInfo } from '../model/inference/engine-choice.ts';
 import type { InferenceModel } from '../model/inference/inference-model.ts';
+import { measureTorch, type TorchReference } from './lib/torch-reference.ts';
 import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, timePrefill, TRAIN_BATCH, TRAIN_CONTEXT, type DecodeFigures } from './lib/model-measure.ts';
 
-const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base|gpt2] [--runs N] [--skip-train | --train]';
+const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base|gpt2] [--runs N] [--skip-train | --train] [--torch]';
 
 const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
 
@@ -68,6 +73,8 @@ interface BenchResult {
   decode_batch8_cpu_tokens_per_s: number;
   /** ort only: batch-1 and batch-8 decode by intra-op thread count. */
   ort_threads?: { threads: number; decode_tokens_per_s: number; decode_batch8_tokens_per_s: number }[];
+  /** --torch only: the PyTorch eager reference on the same config; null when it could not run (see deviations). */
+  pytorch?: TorchReference | null;
   peak_rss_mb: number;
   config: {
     vocab_size: number;
@@ -109,6 +116,7 @@ type Measured = Pick<
   | 'decode_batch8_cpu_tokens_per_s'
   | 'tfjs'
   | 'ort_threads'
+  | 'pytorch'
 >;
 
 /** Decode throughput and prefill latency of one inference model. */
@@ -147,7 +155,7 @@ async function measureEngines(model: GPT, cfg: GPTConfig, runs: number, inferenc
   return { serving: servingFigures, tfjs, threads };
 }
 
-async function bench(preset: PresetName, runs: number, skipTrain: boolean): Promise<BenchResult> {
+async function bench(preset: PresetName, runs: number, skipTrain: boolean, torch: boolean): Promise<BenchResult> {
   const engine = await initEngine();
   const inference = await initInference({ log });
   const timer = setInterval(sampleRss, 50);
@@ -164,7 +172,9 @@ async function bench(preset: PresetName, runs: number, skipTrain: boolean): Prom
     log(`engine ${engine.name}, preset ${preset} (${countParams(cfg).toLocaleString('en-US')} params), ${runs} run(s), ${availableParallelism()} cores`);
     const train = skipTrain ? null : measureTrain(model, cfg, runs, ids, log);
     const { serving: decode, tfjs, threads } = await measureEngines(model, cfg, runs, inference);
-    deviations = skipTrain ? ['training not measured (--skip-train)', ...decode.deviations] : decode.deviations;
+    deviations = skipTrain ? ['training not measured (--skip-train)', ...decode.deviations] : [...decode.deviations];
+    const pytorch = torch ? await measureTorch(cfg, runs, log) : undefined;
+    if (pytorch?.reason) deviations.push(pytorch.reason);
     result = {
       backend: engine.name,
       preset,
@@ -192,6 +202,7 @@ async function bench(preset: PresetName, runs: number, skipTrain: boolean): Prom
         prefill_100_ms: tfjs.prefill_100_ms,
       },
       ...(threads && { ort_threads: threads }),
+      ...(pytorch && { pytorch: pytorch.reference }),
     };
   } finally {
     model.dispose();
@@ -230,6 +241,15 @@ async function bench(preset: PresetName, runs: number, skipTrain: boolean): Prom
   };
 }
 
+function torchRows(ref: TorchReference | null): [string, string][] {
+  if (!ref) return [['pytorch', 'not measured (see deviation)']];
+  const version: [string, string] = ['pytorch', `${ref.version} (${ref.python}, BLAS ${ref.blas ?? 'unknown'})`];
+  return [version, ...Object.entries(ref.by_threads).map(([t, f]): [string, string] => [
+    `pytorch ${t} thread(s)`,
+    `${f.decode_tokens_per_s} tok/s batch 1, ${f.decode_batch8_tokens_per_s} batch 8, ${f.decode_nocache_tokens_per_s} no cache; prefill ${f.prefill_16_ms} / ${f.prefill_100_ms} ms`,
+  ])];
+}
+
 function table(r: BenchResult): string {
   const rows: [string, string][] = [
     ['backend', `${r.backend}`],
@@ -242,6 +262,7 @@ function table(r: BenchResult): string {
     ['decode per CPU second', `batch 1 ${r.decode_cpu_tokens_per_s}, batch 8 ${r.decode_batch8_cpu_tokens_per_s} tok/s (tfjs ${r.tfjs.decode_cpu_tokens_per_s}, ${r.tfjs.decode_batch8_cpu_tokens_per_s})`],
     ['prefill 16 / 100', `${r.prefill_16_ms} / ${r.prefill_100_ms} ms (tfjs ${r.tfjs.prefill_16_ms} / ${r.tfjs.prefill_100_ms})`],
     ...(r.ort_threads ?? []).map((t): [string, string] => [`ort ${t.threads} thread(s)`, `${t.decode_tokens_per_s} tok/s batch 1, ${t.decode_batch8_tokens_per_s} tok/s batch 8`]),
+    ...(r.pytorch === undefined ? [] : torchRows(r.pytorch)),
     ['peak RSS', `${r.peak_rss_mb} MB`],
     ['runs / cores / node', `${r.runs} / ${r.cores} / ${r.node}`],
   ];
@@ -250,11 +271,12 @@ function table(r: BenchResult): string {
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-function parse(argv: string[]): { json: boolean; preset: PresetName; runs: number; skipTrain: boolean } | 'help' {
+function parse(argv: string[]): { json: boolean; preset: PresetName; runs: number; skipTrain: boolean; torch: boolean } | 'help' {
   const values = parseFlags(argv, {
     json: { type: 'boolean' },
     'skip-train': { type: 'boolean' },
     train: { type: 'boolean' },
+    torch: { type: 'boolean' },
     preset: { type: 'string' },
     runs: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -266,7 +288,7 @@ function parse(argv: string[]): { json: boolean; preset: PresetName; runs: numbe
     throw new UsageError(`--runs: expected an integer in [1, 100], got '${values.runs}'`);
   }
   if (values['skip-train'] && values.train) throw new UsageError('--skip-train and --train contradict each other');
-  return { json: Boolean(values.json), preset, runs, skipTrain: Boolean(values['skip-train']) || (preset === 'gpt2' && !values.train) };
+  return { json: Boolean(values.json), preset, runs, skipTrain: Boolean(values['skip-train']) || (preset === 'gpt2' && !values.train), torch: Boolean(values.torch) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -275,7 +297,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  const result = await bench(args.preset, args.runs, args.skipTrain);
+  const result = await bench(args.preset, args.runs, args.skipTrain, args.torch);
   log(`done in ${result.wall_s}s`);
   process.stdout.write((args.json ? JSON.stringify(result) : table(result)) + '\n');
 }

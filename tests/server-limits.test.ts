@@ -44,9 +44,13 @@ for (const target of databaseTargets()) {
       assert.deepEqual([refused.status, Number(refused.retryAfter) > 0], [429, true]);
       const other = await sessionFrom(OTHER);
       assert.equal(other.status, 201);
+      // Opened before the crowd asks, so that its request reaches the engine one frame later.
+      const ws = await TestSocket.open(t.wsUrl, { token: other.token, headers: { 'X-Forwarded-For': OTHER } });
       try {
-        // Every crowd session asks for 4 long replies at once: 120 requests.
-        const long = { max_new_tokens: 200, repetition_penalty: 1.3 };
+        // Every crowd session asks for 4 long replies at once: 120 requests. Sampled at a high
+        // temperature, the end-of-turn token is as unlikely as any other, so the crowd's rows stay busy
+        // for 256 steps (the server's cap): none frees before the other client's request is queued.
+        const long = { strategy: 'sample', temperature: 3, seed: 1, max_new_tokens: 256 };
         const ids = crowd.map((ws, s) => [0, 1, 2, 3].map((k) => `c${s}-${k}`));
         crowd.forEach((ws, s) => ids[s].forEach((id) => ws.send({ type: 'chat', id, content: 'Tell me a long story about the city', decoding: long })));
         const ended = (ws: TestSocket, id: string) => ws.waitFor((f) => 'id' in f && f.id === id && (f.type === 'start' || f.type === 'error'), { timeoutMs: 60_000 });
@@ -65,21 +69,17 @@ for (const target of databaseTargets()) {
         const waiting = crowd.flatMap((ws, s) => ids[s].filter((id) => ws.frames.some((f) => f.type === 'start' && f.id === id) && !deltaOf(ws.frames, id)));
         assert.equal(waiting.length, 2, `2 crowd requests wait for a row (${all().length} frames)`);
 
-        const ws = await TestSocket.open(t.wsUrl, { token: other.token, headers: { 'X-Forwarded-For': OTHER } });
-        try {
-          const order: string[] = [];
-          const watch = (socket: TestSocket, id: string) => socket.waitFor((f) => f.type === 'delta' && f.id === id, { timeoutMs: 60_000 }).then(() => order.push(id));
-          const watched = [watch(ws, 'other'), ...waiting.map((id) => watch(crowd.find((c) => c.frames.some((f) => 'id' in f && f.id === id))!, id))];
-          const ex = await ws.request({ type: 'chat', id: 'other', content: 'The game was', decoding: { max_new_tokens: 8 } });
-          assert.ok(ex.done, `the other client is served, not refused: ${JSON.stringify(ex.error)}`);
-          await Promise.all(watched);
-          // In turn: the first row the crowd frees goes to the address holding none, before the crowd's queued two.
-          assert.equal(order[0], 'other', order.join(' '));
-        } finally {
-          ws.close();
-        }
+        const order: string[] = [];
+        const watch = (socket: TestSocket, id: string) => socket.waitFor((f) => f.type === 'delta' && f.id === id, { timeoutMs: 60_000 }).then(() => order.push(id));
+        const watched = [watch(ws, 'other'), ...waiting.map((id) => watch(crowd.find((c) => c.frames.some((f) => 'id' in f && f.id === id))!, id))];
+        const ex = await ws.request({ type: 'chat', id: 'other', content: 'The game was', decoding: { max_new_tokens: 8 } });
+        assert.ok(ex.done, `the other client is served, not refused: ${JSON.stringify(ex.error)}`);
+        await Promise.all(watched);
+        // In turn: the first row the crowd frees goes to the address holding none, before the crowd's queued two.
+        assert.equal(order[0], 'other', order.join(' '));
       } finally {
-        crowd.forEach((ws) => ws.close());
+        ws.close();
+        crowd.forEach((c) => c.close());
       }
     });
 

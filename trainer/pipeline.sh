@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole offline pipeline on a small machine (2 CPU cores, no GPU), from corpora to the shipped
 # default models: tokenizer -> pretrain (WikiText + Brown + Cornell training text) -> SFT (Cornell
-# dialogues, with a share of pretraining batches) -> average of the last SFT checkpoints -> eval
-# -> reward model (bootstrap pairs) -> export to $OUT/{policy,reward} with $OUT/EVAL.md.
+# dialogues, with a share of pretraining batches) -> average of the last SFT checkpoints -> export
+# -> evaluations beside the reward model (bootstrap pairs) -> $OUT/{policy,reward} with $OUT/EVAL.md.
 #
 #   CORPUS_DIR=/path/to/corpora npm run pipeline                 a fresh run
 #   CORPUS_DIR=/path/to/corpora npm run pipeline -- --resume     continue a killed run
@@ -166,9 +166,14 @@ step tokenizer tokenizer
 step pretrain pretrain
 step sft sft
 if [ "$AVERAGE_LAST" -gt 1 ]; then step average average; fi
-step eval-pretrain eval_json "$RUNS/pretrain" pretrain
-step eval-sft eval_json "$SFT_FINAL" sft
 step export export_policy
+# The evaluations and the reward model each run on one engine: run side by side, the tail of the run
+# uses both cores. A failure of either fails the run (the evaluations' status is collected by wait).
+( step eval-pretrain eval_json "$RUNS/pretrain" pretrain && step eval-sft eval_json "$SFT_FINAL" sft ) &
+EVALS=$!
+trap 'kill "$EVALS" 2>/dev/null || true' EXIT
 step reward reward
+wait "$EVALS"
+trap - EXIT
 step report report
 say "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"

@@ -35,7 +35,7 @@ import { countParams, gptConfig, type GPTConfig, type PresetName } from '../mode
 import { GPT } from '../model/gpt/gpt.ts';
 import { inferenceModel, initInference, type InferenceEngineInfo } from '../model/inference/engine-choice.ts';
 import type { InferenceModel } from '../model/inference/inference-model.ts';
-import { measureTorch, type TorchReference } from './lib/torch-reference.ts';
+import { measureTorch, type EngineDecodeFigures, type TorchReference } from './lib/torch-reference.ts';
 import { idSource, measureDecode, measureTrain, peakRssBytes, round, sampleRss, timePrefill, TRAIN_BATCH, TRAIN_CONTEXT, type DecodeFigures } from './lib/model-measure.ts';
 
 const USAGE = 'usage: npm run bench:model -- [--json] [--preset tiny|small|base|gpt2] [--runs N] [--skip-train | --train] [--torch]';
@@ -59,15 +59,7 @@ interface BenchResult {
   prefill_100_ms: number;
   inference_engine: { name: string; reason: string; provider: string | null; threads: number | null; version: string | null };
   /** The decode figures on tfjs (the training engine and the fallback), same run. */
-  tfjs: {
-    decode_tokens_per_s: number;
-    decode_nocache_tokens_per_s: number;
-    decode_batch8_tokens_per_s: number;
-    decode_cpu_tokens_per_s: number;
-    decode_batch8_cpu_tokens_per_s: number;
-    prefill_16_ms: number;
-    prefill_100_ms: number;
-  };
+  tfjs: EngineDecodeFigures;
   /** Batch-1 and batch-8 cached decode per CPU second of this process (see bench/lib/model-measure.ts). */
   decode_cpu_tokens_per_s: number;
   decode_batch8_cpu_tokens_per_s: number;

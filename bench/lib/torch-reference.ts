@@ -17,8 +17,8 @@ const THREADS = [1, 2];
 // Generous: gpt2-sized no-cache decode on a loaded 2-core machine takes minutes.
 const TIMEOUT_MS = 30 * 60_000;
 
-/** decode.py's figures, keyed as bench:model's decode keys. */
-interface TorchDecodeFigures {
+/** One engine's decode figures under bench:model's key names (tfjs's, and each PyTorch thread count's). */
+export interface EngineDecodeFigures {
   decode_tokens_per_s: number;
   decode_nocache_tokens_per_s: number;
   decode_batch8_tokens_per_s: number;
@@ -26,6 +26,10 @@ interface TorchDecodeFigures {
   decode_batch8_cpu_tokens_per_s: number;
   prefill_16_ms: number;
   prefill_100_ms: number;
+}
+
+/** decode.py's figures: an engine's, plus the lengths it measured with. */
+interface TorchDecodeFigures extends EngineDecodeFigures {
   decode_prompt_tokens: number;
   decode_steps: number;
   decode_batch8_prompt_tokens: [number, number];

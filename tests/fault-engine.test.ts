@@ -35,7 +35,7 @@ for (const target of databaseTargets()) {
       ws.send({ type: 'chat', id: ids[1], content: 'The history of', decoding: { strategy: 'beam_search', beam_width: 3, max_new_tokens: 256, repetition_penalty: 1.3 } });
       for (const id of ids) await ws.waitFor((f) => f.type === 'delta' && f.id === id);
 
-      await t.server.deps.engine.terminateWorker();
+      await t.server.deps.engine.crashWorker();
       const during = await health();
       assert.equal(during.status, 503, 'unhealthy as soon as the worker is gone');
       assert.equal(during.body.ready, false);

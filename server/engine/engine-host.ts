@@ -84,6 +84,23 @@ interface EngineHostOptions {
 }
 
 const RESTART_MAX_DELAY_MS = 30_000;
+/** How long a worker asked to exit gets before it is terminated. */
+const STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * Ends a worker thread. `worker.terminate()` lands wherever the thread is, and ONNX Runtime's session
+ * run is synchronous native code: terminated inside it, the addon throws a Napi::Error into an
+ * environment that is going away, and that aborts the whole process (SIGABRT), server included. So
+ * the worker is asked to exit itself (a message runs between decode steps); terminate() is only the
+ * fallback for a worker that does not answer within STOP_TIMEOUT_MS.
+ */
+async function stopWorker(worker: Worker): Promise<void> {
+  if (worker.threadId === -1) return; // already exited
+  const exited = new Promise<true>((resolve) => worker.once('exit', () => resolve(true)));
+  worker.postMessage({ type: 'exit' } satisfies ToWorker);
+  const timeout = new Promise<false>((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS, false).unref());
+  if (!(await Promise.race([exited, timeout]))) await worker.terminate();
+}
 
 /** Starts a worker and waits until its engine is up (no model loaded yet). */
 async function startWorker(maxRows: number): Promise<{ worker: Worker; engine: EngineInfo; inference: InferenceEngineInfo }> {
@@ -155,9 +172,15 @@ export class EngineHost {
     return this.exited === null;
   }
 
-  /** Stops the worker thread abruptly, as a crash would; the host restarts it (for fault tests and drills). */
-  async terminateWorker(): Promise<void> {
-    await this.worker.terminate();
+  /**
+   * Makes the worker thread throw an uncaught error, as a defect in it would, and settles once it has
+   * exited; the host then restarts it (for fault tests and drills).
+   */
+  async crashWorker(): Promise<void> {
+    // Not events.once: it rejects on the 'error' event that the crash emits before 'exit'.
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'crash' });
+    await exited;
   }
 
   /** Settles when a restart under way has finished (at once when none is). */
@@ -229,7 +252,7 @@ export class EngineHost {
     this.closed = true;
     this.exited ??= new Error('engine closed');
     await this.restarting?.catch(() => {});
-    await this.worker.terminate();
+    await stopWorker(this.worker);
   }
 
   private post(msg: ToWorker): void {
@@ -301,13 +324,13 @@ export class EngineHost {
   }
 
   private async restart(cause: Error): Promise<void> {
-    void this.worker.terminate().catch(() => {});
+    void stopWorker(this.worker).catch(() => {});
     const model = this.active;
     for (let delay = 500; !this.closed; delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS)) {
       try {
         const { worker } = await startWorker(this.opts.maxRows);
         if (this.closed) {
-          await worker.terminate();
+          await stopWorker(worker);
           return;
         }
         this.attach(worker);
@@ -326,7 +349,7 @@ export class EngineHost {
       } catch (err) {
         this.exited = err as Error;
         this.onRestart?.({ error: err as Error, restarted: false, loadedVersion: null });
-        void this.worker.terminate().catch(() => {});
+        void stopWorker(this.worker).catch(() => {});
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

@@ -23,7 +23,11 @@ export type ToWorker =
   | { type: 'load'; requestId: number; checkpointDir: string; version: string }
   | { type: 'generate'; id: number; messages: ChatMessage[]; decoding: DecodeOptions; group: string }
   | { type: 'cancel'; id: number }
-  | { type: 'stats'; requestId: number };
+  | { type: 'stats'; requestId: number }
+  /** End the worker thread now, between steps (see stopWorker in engine-host.ts). */
+  | { type: 'exit' }
+  /** Throw an uncaught error, as a defect in the worker would (crash drills). */
+  | { type: 'crash' };
 
 export interface WorkerStats {
   activeVersion: string | null;

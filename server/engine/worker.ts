@@ -159,6 +159,12 @@ port.on('message', (msg: ToWorker) => {
     case 'stats':
       send({ type: 'stats', requestId: msg.requestId, stats: stats() });
       break;
+    case 'exit':
+      // A message runs between decode steps, never inside ONNX Runtime's synchronous run.
+      process.exit(0);
+      break;
+    case 'crash':
+      throw new Error('crash drill: the engine worker threw');
   }
 });
 

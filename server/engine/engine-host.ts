@@ -324,7 +324,9 @@ export class EngineHost {
   }
 
   private async restart(cause: Error): Promise<void> {
-    void stopWorker(this.worker).catch(() => {});
+    // The old thread must be gone before a new one starts: ONNX Runtime's environment is shared by
+    // the threads of a process, and one thread tearing down while another creates sessions is a race.
+    await stopWorker(this.worker).catch(() => {});
     const model = this.active;
     for (let delay = 500; !this.closed; delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS)) {
       try {
@@ -349,7 +351,7 @@ export class EngineHost {
       } catch (err) {
         this.exited = err as Error;
         this.onRestart?.({ error: err as Error, restarted: false, loadedVersion: null });
-        void stopWorker(this.worker).catch(() => {});
+        await stopWorker(this.worker).catch(() => {});
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

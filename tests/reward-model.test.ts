@@ -8,7 +8,7 @@ import { seededRng } from '../model/decode/rng.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
 import { bootstrapPairs, parseHhDialogue, parsePairRecord, readPairsJsonl, type PreferencePair } from '../trainer/reward/pairs.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
-import { evaluatePairs, trainRewardModel } from '../trainer/reward/rm-train.ts';
+import { evaluatePairs, evaluatePairsDetailed, trainRewardModel } from '../trainer/reward/rm-train.ts';
 import { tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
@@ -86,7 +86,31 @@ describe('reward model', () => {
       assert.notEqual(p.chosen, p.rejected);
       assert.match(p.chosen, /^the answer number \d+ is here$/);
     }
-    const kinds = new Set(pairs.map((p) => (p.rejected === '' ? 'empty' : /^(\S+)( \1)+$/.test(p.rejected) ? 'repeated' : p.rejected.startsWith('the answer') && p.rejected.split(' ').length < 3 ? 'truncated' : 'other')));
+    const kindOf = (p: PreferencePair) => (p.rejected === '' ? 'empty' : /^(\S+)( \1)+$/.test(p.rejected) ? 'repeated' : p.chosen.startsWith(p.rejected) && p.rejected.split(' ').length < 3 ? 'truncated' : 'other');
+    const kinds = new Set(pairs.map(kindOf));
     assert.deepEqual([...kinds].sort(), ['empty', 'other', 'repeated', 'truncated']);
+    // Each pair says how its rejected reply was made.
+    for (const p of pairs) assert.equal(p.kind, kindOf(p), JSON.stringify(p));
+  });
+
+  test('held-out figures per rejection kind add up to the per-source ones', async () => {
+    const policy = await untrainedTinyModel();
+    const rm = scalarModelFromTrunk(policy);
+    policy.dispose();
+    const dialogues = Array.from({ length: 40 }, (_, i) => ({
+      messages: [
+        { role: 'user' as const, content: `question ${i}` },
+        { role: 'assistant' as const, content: `the answer number ${i} is here` },
+      ],
+    }));
+    const pairs = [...bootstrapPairs(dialogues, 2), ...syntheticPairs(10, 4)];
+    const { bySource, byKind } = await evaluatePairsDetailed(rm, tinyTokenizer(), pairs);
+    rm.dispose();
+    assert.deepEqual(Object.keys(bySource).sort(), ['bootstrap', 'synthetic']);
+    assert.deepEqual(Object.keys(byKind).sort(), ['bootstrap/empty', 'bootstrap/other', 'bootstrap/repeated', 'bootstrap/truncated']);
+    const kinds = Object.values(byKind);
+    assert.equal(kinds.reduce((a, e) => a + e.pairs, 0), bySource.bootstrap!.pairs);
+    const right = kinds.reduce((a, e) => a + e.accuracy * e.pairs, 0);
+    assert.ok(Math.abs(right - bySource.bootstrap!.accuracy * bySource.bootstrap!.pairs) < 1e-9);
   });
 });

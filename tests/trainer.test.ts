@@ -12,6 +12,7 @@ import { explicitKeys, FlagError, parseFlags } from '../trainer/flags.ts';
 import { learningRate } from '../trainer/optim/schedule.ts';
 import type { ProgressReporter } from '../trainer/progress.ts';
 import { dialogueSequences } from '../trainer/batching/dialogue-sequences.ts';
+import { frequentReplies, replyKey } from '../trainer/data/frequent-replies.ts';
 import { packDocuments } from '../trainer/batching/pack-documents.ts';
 import { PretrainStageSchema, runPretrainStage } from '../trainer/stages/pretrain.ts';
 import { runSftStage, SftStageSchema } from '../trainer/stages/sft.ts';
@@ -68,6 +69,19 @@ describe('data for training', () => {
     assert.equal(pieces.length, 2);
     const trainedInPieces = pieces.flatMap((p) => p.ids.filter((_, i) => p.mask[i] === 1));
     assert.deepEqual(trainedInPieces, trained);
+  });
+
+  test('frequent replies ("What?" in any case or punctuation) are left out of the SFT loss but stay as context', () => {
+    const tok = tinyTokenizer();
+    const d = (...lines: string[]) => ({ messages: lines.map((content, i) => ({ role: i % 2 ? ('assistant' as const) : ('user' as const), content })) });
+    const dialogues = [d('come here .', 'What?'), d('i saw him .', 'what ?'), d('it is late .', 'WHAT!'), d('what ?', 'the house on the hill .'), d('so ?', 'What?', 'nothing .', 'fine .')];
+    const frequent = frequentReplies(dialogues, 3);
+    assert.deepEqual([...frequent], ['what']); // the user's "what ?" is not counted
+    const trainOn = (m: { content: string }) => !frequent.has(replyKey(m.content));
+    assert.deepEqual(dialogueSequences(tok, dialogues[0]!.messages, 200, trainOn), [], 'nothing left to train on');
+    const [seq] = dialogueSequences(tok, dialogues[4]!.messages, 200, trainOn);
+    assert.deepEqual(seq!.ids, renderConversation(tok, dialogues[4]!.messages).ids, 'the left-out reply is still in the context');
+    assert.deepEqual(seq!.ids.filter((_, i) => seq!.mask[i] === 1), [...tok.encode('fine .'), tok.special.eot]);
   });
 
   test('batches are a pure function of (seed, epoch, index); epochs visit windows in new orders', () => {

@@ -51,7 +51,8 @@ const out = [
   '',
 ];
 if (rewardPath) {
-  const rm = JSON.parse(readFileSync(rewardPath, 'utf8')) as { steps: number; eval: Record<string, { accuracy: number; margin: number; pairs: number }>; reward_mean: number; reward_std: number };
+  type Held = Record<string, { accuracy: number; margin: number; pairs: number }>;
+  const rm = JSON.parse(readFileSync(rewardPath, 'utf8')) as { steps: number; eval: Held; eval_by_kind?: Held; reward_mean: number; reward_std: number };
   out.push(
     '## Reward model',
     '',
@@ -59,8 +60,11 @@ if (rewardPath) {
     '',
     '| held-out pairs | pairs | accuracy | mean margin |',
     '| --- | --- | --- | --- |',
-    ...Object.entries(rm.eval).map(([source, e]) => `| ${source} | ${e.pairs} | ${(100 * e.accuracy).toFixed(1)}% | ${f(e.margin)} |`),
+    ...Object.entries({ ...rm.eval, ...rm.eval_by_kind }).map(([source, e]) => `| ${source} | ${e.pairs} | ${(100 * e.accuracy).toFixed(1)}% | ${f(e.margin)} |`),
     '',
+    ...(rm.eval_by_kind
+      ? ['The bootstrap rows by rejected reply: another conversation\'s reply (`other`, the one that needs the prompt), a word repeated, an empty reply, the reply cut short.', '']
+      : []),
   );
 }
 process.stdout.write(out.join('\n'));

@@ -27,6 +27,11 @@ interface RenderedConversation {
 interface RenderOptions {
   /** Append <|assistant|> so the model continues with a reply (serving time). Default false. */
   addGenerationPrompt?: boolean;
+  /**
+   * Which assistant messages the mask covers (training time); default all. A message left out is
+   * still context for the ones after it.
+   */
+  trainOn?: (message: ChatMessage) => boolean;
 }
 
 function roleToken(tok: Tokenizer, role: ChatRole): number {
@@ -59,7 +64,7 @@ export function renderConversation(
   const mask = [0];
   for (const message of messages) {
     const tokens = renderMessage(tok, message);
-    const trained = message.role === 'assistant' ? 1 : 0;
+    const trained = message.role === 'assistant' && (opts.trainOn?.(message) ?? true) ? 1 : 0;
     ids.push(...tokens);
     mask.push(0); // the role token is given, not predicted
     for (let i = 1; i < tokens.length; i++) mask.push(trained); // content + <|eot|>

@@ -19,6 +19,8 @@ export interface PreferencePair {
   rejected: string;
   /** Where it came from (for per-source evaluation): 'hh-rlhf', 'trl', 'bootstrap', 'user', ... */
   source: string;
+  /** How the rejected reply was made, for bootstrap pairs (see REJECTION_KINDS). */
+  kind?: RejectionKind;
 }
 
 /** A single rated reply: label 1 = thumbs up, 0 = thumbs down. */
@@ -122,6 +124,7 @@ export async function readPairsJsonl(path: string, limit = Infinity): Promise<{ 
 }
 
 const REJECTION_KINDS = ['other', 'other', 'repeated', 'empty', 'truncated'] as const;
+type RejectionKind = (typeof REJECTION_KINDS)[number];
 
 /**
  * Bootstrap pairs from dialogues: for each dialogue's last assistant turn, the true reply is chosen
@@ -154,7 +157,7 @@ export function bootstrapPairs(dialogues: readonly { messages: ChatMessage[] }[]
       rejected = words.length > 2 ? words.slice(0, 1 + Math.floor(rng() * 2)).join(' ') : '';
     }
     if (rejected === chosen) return;
-    out.push({ prompt, chosen, rejected, source: 'bootstrap' });
+    out.push({ prompt, chosen, rejected, source: 'bootstrap', kind });
   });
   return out;
 }

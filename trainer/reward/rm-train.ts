@@ -26,28 +26,40 @@ export interface RmTrainResult {
   steps: number;
   finalLoss: number;
   evals: Record<string, SourceEval>;
+  /** Bootstrap pairs per rejection kind ("bootstrap/other", ...); empty without bootstrap pairs. */
+  evalsByKind: Record<string, SourceEval>;
   rewardMean: number;
   rewardStd: number;
 }
 
 /** Held-out accuracy (share of pairs where chosen scores higher) and mean margin, per source. */
 export async function evaluatePairs(rm: GPT, tok: Tokenizer, pairs: readonly PreferencePair[]): Promise<Record<string, SourceEval>> {
-  const bySource = new Map<string, PreferencePair[]>();
-  for (const p of pairs) bySource.set(p.source, [...(bySource.get(p.source) ?? []), p]);
-  const out: Record<string, SourceEval> = {};
+  return (await evaluatePairsDetailed(rm, tok, pairs)).bySource;
+}
+
+/**
+ * evaluatePairs, plus the bootstrap pairs' figures per rejection kind ("bootstrap/other", ...): the
+ * easy kinds (empty, repeated, truncated) can carry the overall figure while the one that needs the
+ * prompt (another conversation's reply) sits at chance.
+ */
+export async function evaluatePairsDetailed(rm: GPT, tok: Tokenizer, pairs: readonly PreferencePair[]): Promise<{ bySource: Record<string, SourceEval>; byKind: Record<string, SourceEval> }> {
   const T = rm.config.context;
-  for (const [source, ps] of bySource) {
-    const chosen = await scoreSequences(rm, ps.map((p) => exchangeIds(tok, p.prompt, p.chosen, T)), tok.special.pad);
-    const rejected = await scoreSequences(rm, ps.map((p) => exchangeIds(tok, p.prompt, p.rejected, T)), tok.special.pad);
-    let right = 0;
-    let margin = 0;
-    for (let i = 0; i < ps.length; i++) {
-      if (chosen[i] > rejected[i]) right++;
-      margin += chosen[i] - rejected[i];
-    }
-    out[source] = { accuracy: right / ps.length, margin: margin / ps.length, pairs: ps.length };
-  }
-  return out;
+  const chosen = await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.chosen, T)), tok.special.pad);
+  const rejected = await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.rejected, T)), tok.special.pad);
+  const tally = (group: (p: PreferencePair) => string | null): Record<string, SourceEval> => {
+    const sums = new Map<string, { right: number; margin: number; pairs: number }>();
+    pairs.forEach((p, i) => {
+      const key = group(p);
+      if (key === null) return;
+      const s = sums.get(key) ?? { right: 0, margin: 0, pairs: 0 };
+      s.right += chosen[i]! > rejected[i]! ? 1 : 0;
+      s.margin += chosen[i]! - rejected[i]!;
+      s.pairs += 1;
+      sums.set(key, s);
+    });
+    return Object.fromEntries([...sums].map(([key, s]) => [key, { accuracy: s.right / s.pairs, margin: s.margin / s.pairs, pairs: s.pairs }]));
+  };
+  return { bySource: tally((p) => p.source), byKind: tally((p) => (p.kind ? `${p.source}/${p.kind}` : null)) };
 }
 
 export async function trainRewardModel(args: {
@@ -122,8 +134,8 @@ export async function trainRewardModel(args: {
     progress.stop();
     optimizer.dispose();
   }
-  const evals = await evaluatePairs(rm, tok, args.heldOut);
-  for (const [source, e] of Object.entries(evals)) {
+  const { bySource: evals, byKind: evalsByKind } = await evaluatePairsDetailed(rm, tok, args.heldOut);
+  for (const [source, e] of [...Object.entries(evals), ...Object.entries(evalsByKind)]) {
     progress.event('eval', { source, ...e }, `held-out ${source}: accuracy ${(100 * e.accuracy).toFixed(1)}% margin ${e.margin.toFixed(3)} (${e.pairs} pairs)`);
   }
   // Reward statistics over (a sample of) the training replies, for normalisation in PPO.
@@ -131,5 +143,5 @@ export async function trainRewardModel(args: {
   const scores = sample.length > 0 ? await scoreSequences(rm, sample, pad) : new Float32Array([0, 1]);
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / scores.length) || 1;
-  return { steps: step, finalLoss, evals, rewardMean: mean, rewardStd: std };
+  return { steps: step, finalLoss, evals, evalsByKind, rewardMean: mean, rewardStd: std };
 }

@@ -79,7 +79,7 @@ export async function runRmStage(cfg: RmStageConfig, progress: ProgressReporter,
       step: r.steps,
       parent: cfg.policy,
       metrics,
-      extra: { stage: 'rm', train_config: cfg, reward_mean: r.rewardMean, reward_std: r.rewardStd, eval: r.evals },
+      extra: { stage: 'rm', train_config: cfg, reward_mean: r.rewardMean, reward_std: r.rewardStd, eval: r.evals, eval_by_kind: r.evalsByKind },
     });
     return { ...r, out };
   } finally {

@@ -19,6 +19,8 @@ import { pretrainDocuments } from '../data/pretrain-text.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
 import { dialogueSequences } from '../batching/dialogue-sequences.ts';
+import { frequentReplies, replyKey } from '../data/frequent-replies.ts';
+import type { ChatMessage } from '../../model/tokenizer/index.ts';
 import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const SftStageSchema = z
@@ -27,6 +29,7 @@ export const SftStageSchema = z
     init: z.string().default('').describe('pretrained checkpoint (default: $STATE_DIR/runs/pretrain)'),
     bothOffsets: z.boolean().default(true).describe("train on both characters' lines as the assistant"),
     pretrainShare: z.number().min(0).max(0.9).default(0).describe('share of steps that are pretraining batches (WikiText + Brown), against forgetting'),
+    dropFrequentReplies: z.number().int().min(0).default(0).describe('leave out of the loss the replies whose text occurs at least this often among the training replies ("What?", "I don\'t know."); 0 keeps all'),
     ...loopFields({ epochs: 1, maxSteps: 0, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 50, weightDecay: 0.1, gradClip: 1, evalEvery: 250, evalBatches: 16, checkpointEvery: 250, seed: 1 }),
   })
   .strict();
@@ -51,8 +54,16 @@ export async function runSftStage(given: SftStageConfig, explicit: Set<string>, 
     const T = model.config.context;
     const corpusDir = corpusDirOf(cfg.corpusDir);
     const { dialogues } = await loadCornellDialogues(cornellPaths(corpusDir), { bothOffsets: cfg.bothOffsets, log });
-    const toSeqs = (ds: typeof dialogues.train): MaskedSequence[] => ds.flatMap((d) => dialogueSequences(tokenizer, d.messages, T + 1));
-    const trainSeqs = toSeqs(dialogues.train);
+    const toSeqs = (ds: typeof dialogues.train, trainOn?: (m: ChatMessage) => boolean): MaskedSequence[] => ds.flatMap((d) => dialogueSequences(tokenizer, d.messages, T + 1, trainOn));
+    let trainOn: ((m: ChatMessage) => boolean) | undefined;
+    if (cfg.dropFrequentReplies > 0) {
+      const frequent = frequentReplies(dialogues.train, cfg.dropFrequentReplies);
+      trainOn = (m) => !frequent.has(replyKey(m.content));
+      const left = dialogues.train.flatMap((d) => d.messages).filter((m) => m.role === 'assistant' && !trainOn!(m)).length;
+      log(`leaving ${left} replies out of the loss: ${frequent.size} texts that occur >= ${cfg.dropFrequentReplies} times`);
+    }
+    const trainSeqs = toSeqs(dialogues.train, trainOn);
+    // Held-out loss covers every reply, so runs with and without the filter compare.
     const validSeqs = toSeqs(dialogues.valid);
     log(`${dialogues.train.length} training dialogues -> ${trainSeqs.length} sequences; ${validSeqs.length} held-out sequences`);
     let train = sequenceSource(trainSeqs, { batchSize: cfg.batchSize, context: T, seed: cfg.seed, padId: tokenizer.special.pad });

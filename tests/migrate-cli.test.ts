@@ -100,13 +100,14 @@ for (const target of targets()) {
         [['up', '--all'], /migrate: unknown argument '--all' for up/],
         [['down', '--al', '--force'], /migrate: unknown arguments '--al', '--force' for down/],
       ];
-      for (const [args, message] of cases) {
-        const r = await migrate(args, env);
+      const results = await Promise.all(cases.map(([args]) => migrate(args, env)));
+      cases.forEach(([args, message], i) => {
+        const r = results[i]!;
         assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
         assert.match(r.stderr, message);
         assert.match(r.stderr, /usage: npm run migrate -- up \| down \[--all\] \| status/);
         assert.equal(r.stdout, '');
-      }
+      });
     });
   });
 }

@@ -58,7 +58,7 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
     const r = await train(['rm', `--policy=${policy}`, `--pairs=${pairsFile}`, '--bootstrap-from-corpus', `--corpus-dir=${CORPORA}`, '--max-pairs=40', '--max-steps=3', '--batch-size=4', '--warmup-steps=1', `--out=${rmOut}`, '--json']);
     const lines = jsonLines(r);
     rmDone = lines.at(-1)!;
-    assert.deepEqual(Object.keys(rmDone).sort(), ['eval', 'event', 'out', 'reward_mean', 'reward_std', 'stage', 'steps']);
+    assert.deepEqual(Object.keys(rmDone).sort(), ['eval', 'eval_by_kind', 'event', 'out', 'reward_mean', 'reward_std', 'stage', 'steps']);
     assert.deepEqual([rmDone.stage, rmDone.event, rmDone.steps, rmDone.out], ['rm', 'done', 3, rmOut]);
     assert.ok(Number.isFinite(rmDone.reward_mean), `reward_mean ${rmDone.reward_mean}`);
     positive(rmDone.reward_std, 'reward_std');
@@ -67,6 +67,10 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
       probability(e.accuracy, `${source} accuracy`);
       positive(e.pairs, `${source} pairs`);
     }
+    // The bootstrap pairs again, by how the rejected reply was made; the file's pairs have no kind.
+    const kinds = Object.entries<any>(rmDone.eval_by_kind);
+    assert.ok(kinds.length > 0 && kinds.every(([k]) => /^bootstrap\/(other|repeated|empty|truncated)$/.test(k)), JSON.stringify(rmDone.eval_by_kind));
+    assert.equal(kinds.reduce((a, [, e]) => a + e.pairs, 0), rmDone.eval.bootstrap.pairs);
     assert.match(r.stderr, /pairs\.jsonl: 4 pairs, 1 malformed lines skipped/);
     assert.match(r.stderr, /bootstrap: \d+ pairs from \d+ training dialogues/);
     const meta = await readCheckpointMeta(rmOut);

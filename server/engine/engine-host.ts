@@ -88,11 +88,11 @@ const RESTART_MAX_DELAY_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 
 /**
- * Ends a worker thread. `worker.terminate()` lands wherever the thread is, and ONNX Runtime's session
- * run is synchronous native code: terminated inside it, the addon throws a Napi::Error into an
- * environment that is going away, and that aborts the whole process (SIGABRT), server included. So
- * the worker is asked to exit itself (a message runs between decode steps); terminate() is only the
- * fallback for a worker that does not answer within STOP_TIMEOUT_MS.
+ * Ends a worker thread and settles once it has exited. The worker is asked to exit itself (a message
+ * runs between decode steps, never inside ONNX Runtime's synchronous native run); terminate() is only
+ * the fallback for a worker that does not answer within STOP_TIMEOUT_MS. Callers that start another
+ * worker await this first: a thread tearing down ONNX Runtime beside one that is starting it aborted
+ * the whole process (Napi::Error, SIGABRT) in about a third of crash drills.
  */
 async function stopWorker(worker: Worker): Promise<void> {
   if (worker.threadId === -1) return; // already exited

@@ -162,7 +162,6 @@ port.on('message', (msg: ToWorker) => {
     case 'exit':
       // A message runs between decode steps, never inside ONNX Runtime's synchronous run.
       process.exit(0);
-      break;
     case 'crash':
       throw new Error('crash drill: the engine worker threw');
   }

@@ -1,9 +1,9 @@
 /**
  * Frequent replies: the few texts that answer many different lines ("What?", "Yes.", "I don't
  * know."). Each is a small share of the corpus, but together they are the likeliest reply to almost
- * any prompt, so a model trained on them answers everything with them under greedy and beam search.
- * Leaving them out of the SFT loss (they stay as context) is the data side of the fix; see
- * docs/recipe.md.
+ * any prompt. `sft --drop-frequent-replies=N` leaves them out of the loss (they stay as context); on
+ * the valid split it halved beam search's top reply share but doubled greedy's, so it is off by
+ * default (docs/recipe.md).
  */
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
 

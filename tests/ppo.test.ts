@@ -7,7 +7,9 @@ import { PpoConfigSchema } from '../trainer/ppo/config.ts';
 import { gae, tokenRewards, whiten } from '../trainer/ppo/gae.ts';
 import { adaptiveKl } from '../trainer/ppo/kl-controller.ts';
 import { PpoTrainer, type IterationMetrics } from '../trainer/ppo/ppo-trainer.ts';
+import { emptyPromptIds, relevanceScores } from '../trainer/ppo/relevance.ts';
 import { functionReward, modelReward } from '../trainer/ppo/reward-source.ts';
+import { renderPrompt } from '../model/tokenizer/index.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 
@@ -69,6 +71,69 @@ describe('PPO pieces', () => {
     const cfg = PpoConfigSchema.parse({});
     assert.throws(() => new PpoTrainer({ policy: base, reference: base, value, reward: letterE }, tokenizer, cfg), /policy and reference models must be different objects/);
     value.dispose();
+  });
+});
+
+/** log p(reply | prompt) of each reply token, from one plain forward pass over prompt + reply. */
+function replyLogProbs(model: GPT, prompt: number[], reply: number[]): number[] {
+  const seq = [...prompt, ...reply];
+  const logp = tf.tidy(() => tf.logSoftmax(model.lmLogits(model.hidden(tf.tensor2d([seq], [1, seq.length], 'int32')))).arraySync() as number[][]); // (T, V)
+  return reply.map((id, j) => logp[prompt.length + j - 1][id]);
+}
+
+describe('relevance bonus', () => {
+  // Built in the tests: the tokenizer is loaded in before().
+  const replyIds = () => ['the river was', 'in the year of the', 'he'].map((t) => tokenizer.encode(t));
+  const promptIds = () => ['The river', 'In the year', 'He was'].map((c) => renderPrompt(tokenizer, [{ role: 'user', content: c }], 64).ids);
+
+  test('it is the mean per-token log-likelihood gain of the reply from its prompt over the empty prompt', async () => {
+    const replies = replyIds();
+    const prompts = promptIds();
+    const refLogp = Float32Array.from(replies.flatMap((r, i) => replyLogProbs(base, prompts[i], r)));
+    const got = await relevanceScores(base, tokenizer, replies, refLogp, 1);
+    // Flat over repeated calls (the first may fill the model's own caches).
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await relevanceScores(base, tokenizer, replies, refLogp, 1);
+    assert.equal(tf.memory().numTensors, before, 'relevanceScores left tensors behind');
+    replies.forEach((r, i) => {
+      const given = replyLogProbs(base, prompts[i], r);
+      const empty = replyLogProbs(base, emptyPromptIds(tokenizer), r);
+      const want = given.reduce((a, x, j) => a + x - empty[j], 0) / r.length;
+      assert.ok(Math.abs(got[i] - want) < 1e-4, `reply ${i}: ${got[i]} against ${want}`);
+    });
+  });
+
+  test('a reply scored after the empty prompt itself gains nothing', async () => {
+    const replies = replyIds();
+    const refLogp = Float32Array.from(replies.flatMap((r) => replyLogProbs(base, emptyPromptIds(tokenizer), r)));
+    const got = await relevanceScores(base, tokenizer, replies, refLogp, 1);
+    for (const g of got) assert.ok(Math.abs(g) < 1e-4, `relevance ${g}`);
+  });
+
+  test('with a weight, PPO reports the rollout\'s relevance, adds it to the score, and leaks no tensors', async () => {
+    const zero = functionReward(() => 0, 'zero');
+    const run = async (relevanceCoef: number) => {
+      const policy = copyOf(base);
+      const reference = copyOf(base);
+      const value = scalarModelFromTrunk(base);
+      const cfg = PpoConfigSchema.parse({ batchSize: 8, miniBatchSize: 4, ppoEpochs: 1, lr: 1e-3, maxNewTokens: 8, seed: 7, relevanceCoef });
+      const trainer = new PpoTrainer({ policy, reference, value, reward: zero }, tokenizer, cfg);
+      const first = await trainer.step(PROMPTS);
+      const tensors = tf.memory().numTensors;
+      const second = await trainer.step(PROMPTS);
+      assert.equal(tf.memory().numTensors, tensors, 'tensors leaked across PPO iterations');
+      const weights = bytes(policy);
+      trainer.dispose();
+      for (const m of [policy, reference, value]) m.dispose();
+      return { first, second, weights };
+    };
+    const plain = await run(0);
+    const withBonus = await run(2);
+    assert.equal(plain.first.relevance, null);
+    for (const m of [withBonus.first, withBonus.second]) assert.ok(m.relevance !== null && Number.isFinite(m.relevance), `relevance ${m.relevance}`);
+    // Same seeds, same rollouts at the first step: only the bonus differs, so the updates differ.
+    assert.equal(plain.first.mean_reply_len, withBonus.first.mean_reply_len);
+    assert.notDeepEqual(withBonus.weights, plain.weights);
   });
 });
 

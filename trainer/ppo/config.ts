@@ -19,6 +19,7 @@ export const PpoConfigSchema = z
     klEstimator: z.enum(['k1', 'k3']).default('k1').describe('per-token KL estimator: k1 = log p - log q, k3 = (r - 1) - log r'),
     entropyCoef: z.number().min(0).default(0).describe('entropy bonus weight'),
     rewardClip: z.number().positive().default(5).describe('clip the normalised score to +-this'),
+    relevanceCoef: z.number().min(0).max(10).default(0).describe('weight of the relevance bonus added to the normalised score: the reference model\'s mean per-token log-likelihood gain of the reply from its prompt over an empty prompt (relevance.ts); rewards replies that answer this prompt over ones that fit any'),
     missingEosPenalty: z.number().max(0).default(0).describe('added to the score of replies that never end their turn (<= 0)'),
     whitenAdvantages: z.boolean().default(true),
     gradClip: z.number().min(0).default(1),

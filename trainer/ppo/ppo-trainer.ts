@@ -17,6 +17,7 @@ import { actionBatch, actionLogProbs, actionValues } from './forward.ts';
 import { gae, tokenRewards, whiten } from './gae.ts';
 import { adaptiveKl, fixedKl, type KlController } from './kl-controller.ts';
 import { policyLoss, valueLoss } from './losses.ts';
+import { relevanceScores } from './relevance.ts';
 import type { RewardSource } from './reward-source.ts';
 import { sampleReplies } from './rollout.ts';
 
@@ -40,6 +41,8 @@ export interface IterationMetrics {
   policy_loss: number;
   value_loss: number;
   explained_variance: number;
+  /** Mean relevance (relevance.ts) of the rollout's replies, nats per token; null when its weight is 0. */
+  relevance: number | null;
   mean_reply_len: number;
   ended_share: number;
   seconds: { rollout: number; score: number; update: number };
@@ -113,15 +116,12 @@ export class PpoTrainer {
     const rollouts = await sampleReplies(policy, this.tokenizer, prompts, { ...cfg, seed: (cfg.seed * 100003 + this.iteration * 7919) >>> 0 });
     const tRollout = (performance.now() - t0) / 1000;
 
-    // 2. Scores: normalised, penalised if the reply never ended, clipped.
+    // 2. Scores: normalised, penalised if the reply never ended (plus the relevance bonus below).
     t0 = performance.now();
     const replies = rollouts.map((r) => r.reply);
     const rawScores = await reward.score(prompts, replies);
     finite('a reward score', rawScores);
-    const scores = rawScores.map((s, i) => {
-      const z = (s - reward.mean) / reward.std + (rollouts[i].ended ? 0 : cfg.missingEosPenalty);
-      return Math.max(-cfg.rewardClip, Math.min(cfg.rewardClip, z));
-    });
+    const scores = rawScores.map((s, i) => (s - reward.mean) / reward.std + (rollouts[i].ended ? 0 : cfg.missingEosPenalty));
 
     // Log-probs of the rollout policy and the reference, and the values before each action.
     const live = rollouts.map((r, i) => i).filter((i) => rollouts[i].actions.length > 0);
@@ -136,6 +136,13 @@ export class PpoTrainer {
     const [oldLogp, refLogp, oldValues] = await Promise.all([oldLogpT.data(), refLogpT.data(), valuesT.data()]) as Float32Array[];
     tf.dispose([oldLogpT, refLogpT, valuesT]);
     finite('a log-probability or value', oldLogp, refLogp, oldValues);
+    let relevance: Float64Array | null = null;
+    if (cfg.relevanceCoef > 0 && live.length > 0) {
+      relevance = await relevanceScores(reference, this.tokenizer, actions, refLogp, cfg.temperature);
+      finite('a relevance score', relevance);
+      live.forEach((sample, k) => (scores[sample] += cfg.relevanceCoef * relevance![k]));
+    }
+    for (let i = 0; i < scores.length; i++) scores[i] = Math.max(-cfg.rewardClip, Math.min(cfg.rewardClip, scores[i]));
 
     // 3-5. Per-token KL, rewards, GAE.
     const offsets: number[] = [];
@@ -202,6 +209,7 @@ export class PpoTrainer {
       policy_loss: stats.policyLoss,
       value_loss: stats.valueLoss,
       explained_variance: varReturns > 0 ? 1 - variance(residual) / varReturns : 0,
+      relevance: relevance ? mean(relevance) : null,
       mean_reply_len: mean(rollouts.map((r) => r.actions.length)),
       ended_share: mean(rollouts.map((r) => (r.ended ? 1 : 0))),
       seconds: { rollout: tRollout, score: tScore, update: tUpdate },

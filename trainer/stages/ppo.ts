@@ -96,7 +96,7 @@ export async function runPpoStage(cfg: PpoStageConfig, progress: ProgressReporte
       history.push(m);
       onIteration?.(m);
       progress.step({ step: i + 1, loss: m.policy_loss, lr: cfg.lr, tokensPerSec: 0, epoch: 0 });
-      progress.event('iteration', { ...m }, `iteration ${m.iteration}: reward ${m.reward_mean.toFixed(3)} kl ${m.kl.toFixed(3)} beta ${m.kl_coef.toFixed(3)} clip ${m.clip_frac.toFixed(3)} len ${m.mean_reply_len.toFixed(1)}`);
+      progress.event('iteration', { ...m }, `iteration ${m.iteration}: reward ${m.reward_mean.toFixed(3)} kl ${m.kl.toFixed(3)} beta ${m.kl_coef.toFixed(3)} clip ${m.clip_frac.toFixed(3)} len ${m.mean_reply_len.toFixed(1)}${m.relevance === null ? '' : ` relevance ${m.relevance.toFixed(3)}`}`);
     }
     progress.stop();
     const last = history.at(-1)!;

@@ -7,7 +7,7 @@ import { PpoConfigSchema } from '../trainer/ppo/config.ts';
 import { gae, tokenRewards, whiten } from '../trainer/ppo/gae.ts';
 import { adaptiveKl } from '../trainer/ppo/kl-controller.ts';
 import { PpoTrainer, type IterationMetrics } from '../trainer/ppo/ppo-trainer.ts';
-import { emptyPromptIds, relevanceScores } from '../trainer/ppo/relevance.ts';
+import { emptyPromptIds, relevanceScores } from '../trainer/reward/relevance.ts';
 import { functionReward, modelReward } from '../trainer/ppo/reward-source.ts';
 import { renderPrompt } from '../model/tokenizer/index.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';

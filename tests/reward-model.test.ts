@@ -9,7 +9,10 @@ import type { ProgressReporter } from '../trainer/progress.ts';
 import { bootstrapPairs, parseHhDialogue, parsePairRecord, readPairsJsonl, type PreferencePair } from '../trainer/reward/pairs.ts';
 import { scalarModelFromTrunk } from '../trainer/reward/reward-model.ts';
 import { evaluatePairs, evaluatePairsDetailed, trainRewardModel } from '../trainer/reward/rm-train.ts';
-import { tinyTokenizer, untrainedTinyModel } from './helpers/tiny-model.ts';
+import { saveModel } from '../model/checkpoint/gpt-checkpoint.ts';
+import { loadRewardCheckpoint } from '../trainer/ppo/reward-source.ts';
+import { combineScores, fitRelevanceWeight } from '../trainer/reward/relevance-weight.ts';
+import { tinyTokenizer, trainedTinyModel, untrainedTinyModel } from './helpers/tiny-model.ts';
 
 const quiet: ProgressReporter = { start() {}, step() {}, event() {}, stop() {} };
 const WORDS = 'the a game city river year team song war king house music film old new first long small great north'.split(' ');
@@ -112,5 +115,46 @@ describe('reward model', () => {
     assert.equal(kinds.reduce((a, e) => a + e.pairs, 0), bySource.bootstrap!.pairs);
     const right = kinds.reduce((a, e) => a + e.accuracy * e.pairs, 0);
     assert.ok(Math.abs(right - bySource.bootstrap!.accuracy * bySource.bootstrap!.pairs) < 1e-9);
+  });
+});
+
+describe('relevance weight', () => {
+  // Four pairs the head orders right (degenerate rejected replies) and four it orders wrong (another
+  // conversation's reply), where relevance is what tells them apart.
+  const head = { chosen: [2, 2, 2, 2, 0, 0, 0, 0], rejected: [0, 0, 0, 0, 0.3, 0.3, 0.3, 0.3] };
+
+  test('the weight whose combined score orders the most training pairs right is chosen', () => {
+    const relevance = { chosen: [0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5], rejected: [0.4, 0.4, 0.4, 0.4, 0, 0, 0, 0] };
+    // 0.5 x 0.5 = 0.25 < 0.3 does not flip the others; 1 does, and 4 x 0.4 = 1.6 < 2 keeps the first four.
+    const fit = fitRelevanceWeight(head, relevance);
+    assert.equal(fit.weight, 1);
+    assert.deepEqual(fit.accuracy, { 0: 0.5, 0.5: 0.5, 1: 1, 2: 1, 4: 1, 8: 0.5 });
+    assert.deepEqual(Array.from(combineScores(head, relevance, 2).chosen), [2, 2, 2, 2, 1, 1, 1, 1]);
+  });
+
+  test('relevance that does not help gets weight 0', () => {
+    const against = { chosen: [0, 0, 0, 0, 0, 0, 0, 0], rejected: [1, 1, 1, 1, 1, 1, 1, 1] };
+    assert.equal(fitRelevanceWeight(head, against).weight, 0);
+    assert.throws(() => fitRelevanceWeight({ chosen: [], rejected: [] }, { chosen: [], rejected: [] }), /at least one pair/);
+  });
+
+  test('PPO reads the weight from a reward checkpoint, and refuses a bad one naming it', async () => {
+    const { model: policy, tokenizer } = await trainedTinyModel();
+    const rm = scalarModelFromTrunk(policy);
+    const dir = await mkdtemp(join(tmpdir(), 'rm-relevance-'));
+    const save = (extra: Record<string, unknown>, out: string) => saveModel(join(dir, out), { model: rm, tokenizer, kind: 'reward', step: 1, extra: { reward_mean: 0.5, reward_std: 2, ...extra } });
+    await save({ relevance_weight: 2 }, 'good');
+    await save({ relevance_weight: -1 }, 'bad');
+    await save({}, 'none');
+    const good = await loadRewardCheckpoint(join(dir, 'good'), tokenizer);
+    assert.deepEqual([good.relevanceWeight, good.mean, good.std], [2, 0.5, 2]);
+    assert.match(good.describe, /\+ 2 x relevance/);
+    good.dispose();
+    const none = await loadRewardCheckpoint(join(dir, 'none'), tokenizer);
+    assert.equal(none.relevanceWeight, 0);
+    none.dispose();
+    await assert.rejects(loadRewardCheckpoint(join(dir, 'bad'), tokenizer), /relevance_weight in meta\.json must be a number >= 0, got -1/);
+    rm.dispose();
+    policy.dispose();
   });
 });

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { readCheckpointMeta } from '../model/checkpoint/index.ts';
 import { runTs, without, type Ran } from './helpers/run-child.ts';
 import { trainedTinyCheckpoint } from './helpers/tiny-model.ts';
+import { RELEVANCE_WEIGHTS } from '../trainer/reward/relevance-weight.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPORA = join(ROOT, 'tests/fixtures/corpora');
@@ -58,7 +59,9 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
     const r = await train(['rm', `--policy=${policy}`, `--pairs=${pairsFile}`, '--bootstrap-from-corpus', `--corpus-dir=${CORPORA}`, '--max-pairs=40', '--max-steps=3', '--batch-size=4', '--warmup-steps=1', `--out=${rmOut}`, '--json']);
     const lines = jsonLines(r);
     rmDone = lines.at(-1)!;
-    assert.deepEqual(Object.keys(rmDone).sort(), ['eval', 'eval_by_kind', 'event', 'out', 'reward_mean', 'reward_std', 'stage', 'steps']);
+    assert.deepEqual(Object.keys(rmDone).sort(), [
+      'eval', 'eval_by_kind', 'eval_by_kind_head_only', 'eval_head_only', 'event', 'out', 'relevance_fit', 'relevance_weight', 'reward_mean', 'reward_std', 'stage', 'steps',
+    ]);
     assert.deepEqual([rmDone.stage, rmDone.event, rmDone.steps, rmDone.out], ['rm', 'done', 3, rmOut]);
     assert.ok(Number.isFinite(rmDone.reward_mean), `reward_mean ${rmDone.reward_mean}`);
     positive(rmDone.reward_std, 'reward_std');
@@ -73,8 +76,27 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
     assert.equal(kinds.reduce((a, [, e]) => a + e.pairs, 0), rmDone.eval.bootstrap.pairs);
     assert.match(r.stderr, /pairs\.jsonl: 4 pairs, 1 malformed lines skipped/);
     assert.match(r.stderr, /bootstrap: \d+ pairs from \d+ training dialogues/);
+    // The relevance weight: fitted on training pairs, one accuracy per weight tried, the chosen one the best.
+    const fit = rmDone.relevance_fit as { pairs: number; accuracy: Record<string, number> };
+    assert.deepEqual(Object.keys(fit.accuracy).map(Number).sort((a, b) => a - b), [...RELEVANCE_WEIGHTS]);
+    positive(fit.pairs, 'relevance_fit.pairs');
+    assert.equal(fit.accuracy[String(rmDone.relevance_weight)], Math.max(...Object.values(fit.accuracy)), JSON.stringify(rmDone));
+    assert.match(r.stderr, /relevance weight \d/);
+    // The head's own figures beside them; with a weight of 0 the two are the same.
+    assert.deepEqual(Object.keys(rmDone.eval_head_only).sort(), ['bootstrap', 'trl']);
+    if (rmDone.relevance_weight === 0) assert.deepEqual(rmDone.eval, rmDone.eval_head_only);
     const meta = await readCheckpointMeta(rmOut);
     assert.deepEqual([meta.kind, meta.step, meta.parent], ['reward', 3, policy]);
+    assert.equal((meta.extra as { relevance_weight: number }).relevance_weight, rmDone.relevance_weight);
+  });
+
+  test('rm --relevance-weight=0: the reward is the head alone, nothing fitted', async () => {
+    const out = join(dir, 'rm-head-only');
+    const r = await train(['rm', `--policy=${policy}`, '--bootstrap-from-corpus', `--corpus-dir=${CORPORA}`, '--max-pairs=20', '--max-steps=1', '--batch-size=4', '--warmup-steps=1', '--relevance-weight=0', `--out=${out}`, '--json']);
+    const done = jsonLines(r).at(-1)!;
+    assert.equal(done.relevance_weight, 0);
+    assert.equal(done.relevance_fit, null);
+    assert.deepEqual(done.eval, done.eval_head_only);
   });
 
   test('ppo: one JSON object per iteration on stdout, and the improved policy written', async () => {
@@ -112,6 +134,7 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
     const cases: [string[], RegExp][] = [
       [['rlhf'], /unknown stage 'rlhf'; stages: tokenizer, pretrain, sft, rm, ppo, export/],
       [['rm', '--max-stepz=3'], /unknown flag --max-stepz; known: .*--max-steps/],
+      [['rm', '--relevance-weight=-1'], /--relevance-weight: expected 'auto' or a number in \[0, 100\]/],
       [['ppo', '--iterations=0'], /--iterations: /],
       [['ppo', '--mini-batch-size=many'], /--mini-batch-size must be a number \(got 'many'\)/],
       [['export', '--json=maybe'], /--json takes true or false \(got 'maybe'\)/],

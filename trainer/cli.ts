@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await runRmStage(cfg, createProgress(name, progressMode(cfg.json)), say);
       const accuracy = Object.entries(r.evals).map(([s, e]) => `${s} ${(100 * e.accuracy).toFixed(1)}%`).join(', ');
       say(`done: ${r.steps} steps; held-out accuracy ${accuracy}; reward mean ${r.rewardMean.toFixed(3)} std ${r.rewardStd.toFixed(3)}; checkpoint ${r.out}`);
-      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', steps: r.steps, eval: r.evals, eval_by_kind: r.evalsByKind, reward_mean: r.rewardMean, reward_std: r.rewardStd, out: r.out }) + '\n');
+      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', steps: r.steps, eval: r.evals, eval_by_kind: r.evalsByKind, relevance_weight: r.relevanceWeight, relevance_fit: r.relevanceFit, eval_head_only: r.evalsHeadOnly, eval_by_kind_head_only: r.evalsByKindHeadOnly, reward_mean: r.rewardMean, reward_std: r.rewardStd, out: r.out }) + '\n');
       return 0;
     }
     case 'ppo': {

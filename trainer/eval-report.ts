@@ -52,15 +52,31 @@ const out = [
 ];
 if (rewardPath) {
   type Held = Record<string, { accuracy: number; margin: number; pairs: number }>;
-  const rm = JSON.parse(readFileSync(rewardPath, 'utf8')) as { steps: number; eval: Held; eval_by_kind?: Held; reward_mean: number; reward_std: number };
+  const rm = JSON.parse(readFileSync(rewardPath, 'utf8')) as {
+    steps: number;
+    eval: Held;
+    eval_by_kind?: Held;
+    relevance_weight?: number;
+    eval_head_only?: Held;
+    eval_by_kind_head_only?: Held;
+    reward_mean: number;
+    reward_std: number;
+  };
+  const withRelevance = (rm.relevance_weight ?? 0) > 0 && rm.eval_head_only !== undefined;
+  const rows = { ...rm.eval, ...rm.eval_by_kind };
+  const headOnly: Held = { ...rm.eval_head_only, ...rm.eval_by_kind_head_only };
+  const pct = (x: number | undefined) => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
   out.push(
     '## Reward model',
     '',
     `Trained for ${rm.steps} steps on bootstrap pairs from the Cornell training split; reward mean ${f(rm.reward_mean)}, std ${f(rm.reward_std)} over its training replies.`,
+    ...(withRelevance
+      ? ['', `Its score is the scalar head's plus ${rm.relevance_weight} x the reply's relevance to the prompt under the SFT policy (mean per-token log-likelihood gain over an empty prompt), the weight fitted on training pairs; "head alone" is the score without it.`]
+      : []),
     '',
-    '| held-out pairs | pairs | accuracy | mean margin |',
-    '| --- | --- | --- | --- |',
-    ...Object.entries({ ...rm.eval, ...rm.eval_by_kind }).map(([source, e]) => `| ${source} | ${e.pairs} | ${(100 * e.accuracy).toFixed(1)}% | ${f(e.margin)} |`),
+    withRelevance ? '| held-out pairs | pairs | accuracy | mean margin | head alone |' : '| held-out pairs | pairs | accuracy | mean margin |',
+    withRelevance ? '| --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- |',
+    ...Object.entries(rows).map(([source, e]) => `| ${source} | ${e.pairs} | ${pct(e.accuracy)} | ${f(e.margin)} |${withRelevance ? ` ${pct(headOnly[source]?.accuracy)} |` : ''}`),
     '',
     ...(rm.eval_by_kind
       ? ['The bootstrap rows by rejected reply: another conversation\'s reply (`other`, the one that needs the prompt), a word repeated, an empty reply, the reply cut short.', '']

@@ -17,7 +17,7 @@ import { actionBatch, actionLogProbs, actionValues } from './forward.ts';
 import { gae, tokenRewards, whiten } from './gae.ts';
 import { adaptiveKl, fixedKl, type KlController } from './kl-controller.ts';
 import { policyLoss, valueLoss } from './losses.ts';
-import { relevanceScores } from './relevance.ts';
+import { relevanceScores } from '../reward/relevance.ts';
 import type { RewardSource } from './reward-source.ts';
 import { sampleReplies } from './rollout.ts';
 
@@ -41,7 +41,7 @@ export interface IterationMetrics {
   policy_loss: number;
   value_loss: number;
   explained_variance: number;
-  /** Mean relevance (relevance.ts) of the rollout's replies, nats per token; null when its weight is 0. */
+  /** Mean relevance (relevance.ts) of the rollout's replies, nats per token; null when no weight is given to it. */
   relevance: number | null;
   mean_reply_len: number;
   ended_share: number;
@@ -136,11 +136,14 @@ export class PpoTrainer {
     const [oldLogp, refLogp, oldValues] = await Promise.all([oldLogpT.data(), refLogpT.data(), valuesT.data()]) as Float32Array[];
     tf.dispose([oldLogpT, refLogpT, valuesT]);
     finite('a log-probability or value', oldLogp, refLogp, oldValues);
+    // The reward model's own relevance term (in normalised units) and the configured bonus, both
+    // computed with the reference model.
+    const relevanceCoef = reward.relevanceWeight / reward.std + cfg.relevanceCoef;
     let relevance: Float64Array | null = null;
-    if (cfg.relevanceCoef > 0 && live.length > 0) {
+    if (relevanceCoef > 0 && live.length > 0) {
       relevance = await relevanceScores(reference, this.tokenizer, actions, refLogp, cfg.temperature);
       finite('a relevance score', relevance);
-      live.forEach((sample, k) => (scores[sample] += cfg.relevanceCoef * relevance![k]));
+      live.forEach((sample, k) => (scores[sample] += relevanceCoef * relevance![k]));
     }
     for (let i = 0; i < scores.length; i++) scores[i] = Math.max(-cfg.rewardClip, Math.min(cfg.rewardClip, scores[i]));
 

@@ -17,6 +17,11 @@ export interface RewardSource {
   /** Subtracted and divided before clipping. */
   mean: number;
   std: number;
+  /**
+   * A reward model's relevance weight (relevance-weight.ts), in raw-score units: PPO adds this times
+   * each reply's relevance under its reference model to the raw score. 0 for reward functions.
+   */
+  relevanceWeight: number;
   /** The reward model, when there is one (frozen; PPO checks it is left untouched). */
   model?: GPT;
   dispose(): void;
@@ -34,6 +39,7 @@ export function functionReward(fn: RewardFunction, describe: string): RewardSour
     describe,
     mean: 0,
     std: 1,
+    relevanceWeight: 0,
     async score(prompts, replies) {
       const out: number[] = [];
       for (let i = 0; i < replies.length; i++) {
@@ -60,12 +66,13 @@ export async function loadRewardModule(file: string): Promise<RewardSource> {
 }
 
 /** A frozen reward model as a reward source (scores normalised by the given mean and std). */
-export function modelReward(model: GPT, tokenizer: Tokenizer, mean: number, std: number, describe: string): RewardSource {
+export function modelReward(model: GPT, tokenizer: Tokenizer, mean: number, std: number, describe: string, relevanceWeight = 0): RewardSource {
   const T = model.config.context;
   return {
     describe,
     mean,
     std: std > 0 ? std : 1,
+    relevanceWeight,
     model,
     async score(prompts, replies) {
       const seqs = replies.map((r, i) => exchangeIds(tokenizer, prompts[i], r, T));
@@ -83,6 +90,11 @@ export async function loadRewardCheckpoint(dir: string, policyTokenizer: Tokeniz
     model.dispose();
     throw new Error(`--reward ${dir}: its tokenizer differs from the policy's`);
   }
-  const extra = (meta.extra ?? {}) as { reward_mean?: number; reward_std?: number };
-  return modelReward(model, tokenizer, extra.reward_mean ?? 0, extra.reward_std ?? 1, `reward model ${dir}`);
+  const extra = (meta.extra ?? {}) as { reward_mean?: number; reward_std?: number; relevance_weight?: number };
+  const weight = extra.relevance_weight ?? 0;
+  if (!Number.isFinite(weight) || weight < 0) {
+    model.dispose();
+    throw new Error(`--reward ${dir}: relevance_weight in meta.json must be a number >= 0, got ${JSON.stringify(extra.relevance_weight)}`);
+  }
+  return modelReward(model, tokenizer, extra.reward_mean ?? 0, extra.reward_std ?? 1, `reward model ${dir}${weight > 0 ? ` + ${weight} x relevance` : ''}`, weight);
 }

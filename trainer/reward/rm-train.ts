@@ -37,15 +37,22 @@ export async function evaluatePairs(rm: GPT, tok: Tokenizer, pairs: readonly Pre
   return (await evaluatePairsDetailed(rm, tok, pairs)).bySource;
 }
 
-/**
- * evaluatePairs, plus the bootstrap pairs' figures per rejection kind ("bootstrap/other", ...): the
- * easy kinds (empty, repeated, truncated) can carry the overall figure while the one that needs the
- * prompt (another conversation's reply) sits at chance.
- */
-export async function evaluatePairsDetailed(rm: GPT, tok: Tokenizer, pairs: readonly PreferencePair[]): Promise<{ bySource: Record<string, SourceEval>; byKind: Record<string, SourceEval> }> {
+/** The reward model's scores of each pair's chosen and rejected reply. */
+export async function scorePairs(rm: GPT, tok: Tokenizer, pairs: readonly PreferencePair[]): Promise<{ chosen: Float32Array; rejected: Float32Array }> {
   const T = rm.config.context;
-  const chosen = await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.chosen, T)), tok.special.pad);
-  const rejected = await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.rejected, T)), tok.special.pad);
+  return {
+    chosen: await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.chosen, T)), tok.special.pad),
+    rejected: await scoreSequences(rm, pairs.map((p) => exchangeIds(tok, p.prompt, p.rejected, T)), tok.special.pad),
+  };
+}
+
+/**
+ * Accuracy and mean margin of the given scores per source, and for bootstrap pairs per rejection
+ * kind ("bootstrap/other", ...): the easy kinds (empty, repeated, truncated) can carry the overall
+ * figure while the one that needs the prompt (another conversation's reply) sits at chance.
+ */
+export function tallyPairs(pairs: readonly PreferencePair[], scores: { chosen: ArrayLike<number>; rejected: ArrayLike<number> }): { bySource: Record<string, SourceEval>; byKind: Record<string, SourceEval> } {
+  const { chosen, rejected } = scores;
   const tally = (group: (p: PreferencePair) => string | null): Record<string, SourceEval> => {
     const sums = new Map<string, { right: number; margin: number; pairs: number }>();
     pairs.forEach((p, i) => {
@@ -60,6 +67,11 @@ export async function evaluatePairsDetailed(rm: GPT, tok: Tokenizer, pairs: read
     return Object.fromEntries([...sums].map(([key, s]) => [key, { accuracy: s.right / s.pairs, margin: s.margin / s.pairs, pairs: s.pairs }]));
   };
   return { bySource: tally((p) => p.source), byKind: tally((p) => (p.kind ? `${p.source}/${p.kind}` : null)) };
+}
+
+/** evaluatePairs, plus the bootstrap pairs' figures per rejection kind (tallyPairs). */
+export async function evaluatePairsDetailed(rm: GPT, tok: Tokenizer, pairs: readonly PreferencePair[]): Promise<{ bySource: Record<string, SourceEval>; byKind: Record<string, SourceEval> }> {
+  return tallyPairs(pairs, await scorePairs(rm, tok, pairs));
 }
 
 export async function trainRewardModel(args: {

@@ -9,8 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../../model/gpt/gpt.ts';
-import { renderPrompt, type Tokenizer } from '../../model/tokenizer/index.ts';
-import { actionBatch, actionLogProbs } from './forward.ts';
+import { renderPrompt, type ChatMessage, type Tokenizer } from '../../model/tokenizer/index.ts';
+import { actionBatch, actionLogProbs } from '../ppo/forward.ts';
+
+/** Longest reply scored, in tokens (the end-of-turn is added after it). */
+const MAX_REPLY_TOKENS = 48;
 
 /** The prompt with nothing in it: one empty user turn, rendered as chat prompts are. */
 export function emptyPromptIds(tokenizer: Tokenizer): number[] {
@@ -35,5 +38,24 @@ export async function relevanceScores(reference: GPT, tokenizer: Tokenizer, acti
     for (let j = 0; j < a.length; j++, at++) gain += refLogp[at] - unconditional[at];
     out[i] = gain / a.length;
   });
+  return out;
+}
+
+/**
+ * The relevance of each (prompt, reply) pair under the language model `lm` (a policy): the reply's
+ * tokens (cut at MAX_REPLY_TOKENS) and its end-of-turn, scored after the prompt (left-cropped to fit
+ * the context) and after the empty prompt.
+ */
+export async function replyRelevance(lm: GPT, tokenizer: Tokenizer, prompts: readonly (readonly ChatMessage[])[], replies: readonly string[], batchSize = 32): Promise<Float64Array> {
+  const out = new Float64Array(replies.length);
+  for (let i = 0; i < replies.length; i += batchSize) {
+    const actions = replies.slice(i, i + batchSize).map((r) => [...tokenizer.encode(r).slice(0, MAX_REPLY_TOKENS), tokenizer.special.eot]);
+    const promptIds = prompts.slice(i, i + batchSize).map((p, k) => renderPrompt(tokenizer, p, lm.config.context - actions[k].length).ids);
+    const batch = actionBatch(promptIds, actions, tokenizer.special.pad);
+    const t = tf.tidy(() => actionLogProbs(lm, batch, 1, false).logp); // (A)
+    const given = (await t.data()) as Float32Array;
+    t.dispose();
+    out.set(await relevanceScores(lm, tokenizer, actions, given, 1), i);
+  }
   return out;
 }

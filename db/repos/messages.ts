@@ -10,7 +10,7 @@ import type {
   MessageRole,
   MessageTimings,
 } from '../schema.ts';
-import { inTransaction, toJson, type Db } from '../util.ts';
+import { inTransaction, RepoError, toJson, type Db } from '../util.ts';
 
 interface NewMessageInput {
   conversationId: number;
@@ -80,6 +80,53 @@ export async function insertMessage(db: Db, m: NewMessageInput): Promise<Message
       .execute();
     return message;
   });
+}
+
+export interface NewTurn {
+  /** null: a new conversation of `sessionId`, titled `title`. */
+  conversationId: number | null;
+  sessionId: number;
+  title: string;
+  /** The message the first new row hangs under (null: a root). */
+  parentId: number | null;
+  /** Client messages stored in order, each under the previous one (origin `client`). */
+  turns: { role: MessageRole; content: string }[];
+  /** Empty reply rows (origin `generated`) under the last turn, one per reply about to be generated. */
+  replies: { decoding: JsonObject }[];
+}
+
+/**
+ * Stores a new turn in one statement: the conversation (created, or its `updated_at` bumped), the
+ * client messages, and the empty reply rows. One round trip instead of one per row matters because
+ * a reply's first token waits for these rows (their ids go out with it), and on embedded PGlite each
+ * query runs on the server's main thread. One statement is atomic by itself.
+ * Throws RepoError not_found when an existing conversation is gone.
+ */
+export async function insertTurn(db: Db, t: NewTurn): Promise<{ conversationId: number; parentId: number | null; replyIds: number[] }> {
+  if (t.replies.length === 0) throw new RepoError('bad_request', 'a turn stores at least one reply row');
+  const ctes = [
+    t.conversationId === null
+      ? sql`conv as (insert into conversations (session_id, title) values (${t.sessionId}, ${t.title}) returning id)`
+      : sql`conv as (update conversations set updated_at = now() where id = ${t.conversationId} returning id)`,
+  ];
+  // Each row's parent: the given one for the first, then the row inserted before it (its CTE joined in).
+  let parent = sql`${t.parentId}::bigint`;
+  let from = sql`conv`;
+  t.turns.forEach((turn, i) => {
+    const name = sql.raw(`t${i}`);
+    ctes.push(sql`${name} as (insert into messages (conversation_id, parent_id, role, origin, content) select conv.id, ${parent}, ${turn.role}, 'client', ${turn.content} from ${from} returning id)`);
+    parent = sql.raw(`t${i}.id`);
+    from = sql.raw(`conv, t${i}`);
+  });
+  const replies = t.replies.map((_, j) => sql.raw(`r${j}`));
+  t.replies.forEach((r, j) => {
+    ctes.push(sql`${replies[j]} as (insert into messages (conversation_id, parent_id, role, origin, decoding) select conv.id, ${parent}, 'assistant', 'generated', ${toJson(r.decoding)}::jsonb from ${from} returning id)`);
+  });
+  const ids = sql.join(replies.map((r, j) => sql`${r}.id as ${sql.raw(`r${j}`)}`));
+  const { rows } = await sql<Record<string, number | null>>`with ${sql.join(ctes)} select conv.id as conversation_id, ${parent} as parent_id, ${ids} from ${from}, ${sql.join(replies)}`.execute(db);
+  const row = rows[0];
+  if (!row) throw new RepoError('not_found', `conversation ${t.conversationId} does not exist`);
+  return { conversationId: row.conversation_id!, parentId: row.parent_id, replyIds: replies.map((_, j) => row[`r${j}`]!) };
 }
 
 /** Updates a message (typically a reply when its generation ends); undefined when it does not exist. */

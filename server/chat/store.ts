@@ -1,7 +1,7 @@
-// Storing a reply: the new turns and the (empty) reply rows in one transaction when generation
+// Storing a reply: the new turns and the (empty) reply rows in one statement when generation
 // starts, and the reply's text, finish reason, token counts, timings and model version when it ends.
 import type { DecodeOptions } from '../../model/decode/options.ts';
-import { createConversation, inTransaction, insertMessage, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../../db/index.ts';
+import { insertTurn, isConnectionError, updateMessage, type Db, type FinishReason, type MessageTimings } from '../../db/index.ts';
 import type { ReplyTarget } from './targets.ts';
 
 export interface StoredTurn {
@@ -27,27 +27,15 @@ export async function storeTurn(
   target: ReplyTarget,
   replies: { decoding: DecodeOptions }[],
 ): Promise<StoredTurn> {
-  return inTransaction(db, async (trx) => {
-    const firstUser = target.newTurns.find((t) => t.role === 'user') ?? target.newTurns[0];
-    const conversationId =
-      target.conversationId ?? (await createConversation(trx, { sessionId, title: titleFrom(firstUser?.content ?? '') })).id;
-    let parentId = target.parentId;
-    for (const turn of target.newTurns) {
-      // Client turns (a /v1 history's "assistant" turns too) are context, never the model's replies.
-      parentId = (await insertMessage(trx, { conversationId, parentId, role: turn.role, origin: 'client', content: turn.content })).id;
-    }
-    const replyIds: number[] = [];
-    for (const r of replies) {
-      const reply = await insertMessage(trx, {
-        conversationId,
-        parentId,
-        role: 'assistant',
-        origin: 'generated',
-        decoding: { ...r.decoding },
-      });
-      replyIds.push(reply.id);
-    }
-    return { conversationId, parentId, replyIds };
+  const firstUser = target.newTurns.find((t) => t.role === 'user') ?? target.newTurns[0];
+  return insertTurn(db, {
+    conversationId: target.conversationId,
+    sessionId,
+    title: titleFrom(firstUser?.content ?? ''),
+    parentId: target.parentId,
+    // Client turns (a /v1 history's "assistant" turns too) are context, never the model's replies.
+    turns: target.newTurns.map((t) => ({ role: t.role, content: t.content })),
+    replies: replies.map((r) => ({ decoding: { ...r.decoding } })),
   });
 }
 

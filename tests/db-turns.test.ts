@@ -1,0 +1,79 @@
+// A new turn stored in one statement (insertTurn): the conversation, the client messages each under
+// the previous one, and the empty reply rows, on PGlite and (with DATABASE_URL) PostgreSQL.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createSession, getConversation, insertTurn, listConversationMessages, migrateToLatest, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
+import { openScratchDatabase } from './helpers/scratch-database.ts';
+
+const targets: { name: string; open(): Promise<DatabaseHandle> }[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
+if (process.env.DATABASE_URL) {
+  const url = process.env.DATABASE_URL;
+  targets.push({ name: 'PostgreSQL (scratch database)', open: () => openScratchDatabase(url, 'test_turns') });
+}
+
+for (const target of targets) {
+  describe(`insertTurn on ${target.name}`, () => {
+    let handle: DatabaseHandle;
+    let sessionId: number;
+    before(async () => {
+      handle = await target.open();
+      await migrateToLatest(handle.db);
+      sessionId = (await createSession(handle.db)).session.id;
+    });
+    after(() => handle?.close());
+
+    it('a new conversation with a history of turns and two replies: one chain, replies as siblings', async () => {
+      const decoding = { strategy: 'greedy', max_new_tokens: 8 };
+      const turns = [
+        { role: 'system' as const, content: 'be brief' },
+        { role: 'user' as const, content: 'hi' },
+        { role: 'assistant' as const, content: 'hello' },
+        { role: 'user' as const, content: 'how are you?' },
+      ];
+      const t = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'hi', parentId: null, turns, replies: [{ decoding }, { decoding: { ...decoding, strategy: 'sample' } }] });
+      const conversation = await getConversation(handle.db, t.conversationId);
+      assert.deepEqual([conversation?.session_id, conversation?.title], [sessionId, 'hi']);
+      const rows = await listConversationMessages(handle.db, t.conversationId);
+      assert.equal(rows.length, 6);
+      const [system, hi, hello, how, a, b] = rows;
+      assert.deepEqual(rows.slice(0, 4).map((m) => [m.role, m.content, m.origin]), turns.map((x) => [x.role, x.content, 'client']));
+      assert.deepEqual([system.parent_id, hi.parent_id, hello.parent_id, how.parent_id], [null, system.id, hi.id, hello.id]);
+      assert.equal(t.parentId, how.id);
+      assert.deepEqual(new Set(t.replyIds), new Set([a.id, b.id]));
+      for (const r of [a, b]) assert.deepEqual([r.role, r.origin, r.parent_id, r.content, r.finish_reason], ['assistant', 'generated', how.id, '', null]);
+      assert.deepEqual(rows.find((m) => m.id === t.replyIds[1])?.decoding, { ...decoding, strategy: 'sample' });
+    });
+
+    it('into an existing conversation: under the given parent, and the conversation is bumped', async () => {
+      const first = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'x', parentId: null, turns: [{ role: 'user', content: 'one' }], replies: [{ decoding: {} }] });
+      const before = (await getConversation(handle.db, first.conversationId))!.updated_at;
+      await new Promise((r) => setTimeout(r, 5));
+      const next = await insertTurn(handle.db, { conversationId: first.conversationId, sessionId, title: 'ignored', parentId: first.replyIds[0], turns: [{ role: 'user', content: 'two' }], replies: [{ decoding: {} }] });
+      const after = (await getConversation(handle.db, first.conversationId))!;
+      assert.equal(next.conversationId, first.conversationId);
+      assert.equal(after.title, 'x');
+      assert.ok(after.updated_at > before, `updated_at ${after.updated_at.toISOString()} after ${before.toISOString()}`);
+      const rows = await listConversationMessages(handle.db, first.conversationId);
+      assert.equal(rows.find((m) => m.id === next.parentId)?.parent_id, first.replyIds[0]);
+      // A regenerate: no new turns, the reply row straight under the given parent.
+      const again = await insertTurn(handle.db, { conversationId: first.conversationId, sessionId, title: '', parentId: next.parentId, turns: [], replies: [{ decoding: {} }] });
+      assert.equal(again.parentId, next.parentId);
+      assert.equal((await listConversationMessages(handle.db, first.conversationId)).find((m) => m.id === again.replyIds[0])?.parent_id, next.parentId);
+    });
+
+    it('a conversation that is gone is not_found, a parent in another conversation is refused, and nothing is half-written', async () => {
+      const other = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'other', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] });
+      const mine = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'mine', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] });
+      const count = async () => (await listConversationMessages(handle.db, mine.conversationId)).length;
+      const before = await count();
+      await assert.rejects(
+        insertTurn(handle.db, { conversationId: 987654321, sessionId, title: '', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] }),
+        (e: unknown) => e instanceof RepoError && e.code === 'not_found' && /conversation 987654321 does not exist/.test(e.message),
+      );
+      // The user row would go in, then its reply row... the foreign key refuses the statement as a whole.
+      await assert.rejects(insertTurn(handle.db, { conversationId: mine.conversationId, sessionId, title: '', parentId: other.parentId, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] }), /foreign key/);
+      assert.equal(await count(), before);
+      await assert.rejects(insertTurn(handle.db, { conversationId: null, sessionId, title: '', parentId: null, turns: [], replies: [] }), /at least one reply/);
+    });
+  });
+}

@@ -240,6 +240,11 @@ export async function listChildren(db: Db, parentId: number): Promise<Message[]>
 }
 
 /** Every message of a conversation (the whole tree), oldest first; parents precede children. */
+/** The conversation's most recent message (the highest id), or undefined when it has none. */
+export async function newestMessage(db: Db, conversationId: number): Promise<Message | undefined> {
+  return db.selectFrom('messages').selectAll().where('conversation_id', '=', conversationId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+}
+
 export async function listConversationMessages(db: Db, conversationId: number): Promise<Message[]> {
   return db
     .selectFrom('messages')

@@ -3,7 +3,7 @@
  * thread it continues, checking that the conversation belongs to the session (`forbidden` otherwise).
  */
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { findThread, getConversation, getMessageOwner, listConversationMessages, type Db } from '../../db/index.ts';
+import { findThread, getConversation, getMessageOwner, newestMessage, type Db } from '../../db/index.ts';
 import { ApiError } from '../errors.ts';
 
 export interface ReplyTarget {
@@ -57,7 +57,7 @@ export async function chatTarget(
     return { conversationId: null, parentId: null, context: [], newTurns };
   }
   await ownedConversation(db, sessionId, req.conversation_id);
-  const newest = req.parent_id === null ? undefined : (await listConversationMessages(db, req.conversation_id)).at(-1);
+  const newest = req.parent_id === null ? undefined : await newestMessage(db, req.conversation_id);
   return {
     conversationId: req.conversation_id,
     parentId: newest?.id ?? null,

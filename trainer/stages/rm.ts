@@ -145,7 +145,7 @@ async function relevanceTerm(
       const fit = fitRelevanceWeight(await scorePairs(rm, tokenizer, fitPairs), await pairRelevance(lm, tokenizer, fitPairs));
       weight = fit.weight;
       relevanceFit = { pairs: fitPairs.length, accuracy: fit.accuracy };
-      log(`relevance weight ${weight} (accuracy on ${fitPairs.length} training pairs per weight: ${Object.entries(fit.accuracy).map(([w, a]) => `${w}: ${(100 * a).toFixed(1)}%`).join(', ')})`);
+      log(`relevance weight ${weight} (accuracy on ${fitPairs.length} training pairs per weight: ${Object.entries(fit.accuracy).sort(([a], [b]) => Number(a) - Number(b)).map(([w, a]) => `${w}: ${(100 * a).toFixed(1)}%`).join(', ')})`);
     }
     if (weight === 0 || heldOut.length === 0) return { relevanceWeight: weight, relevanceFit };
     const combined = combineScores(await scorePairs(rm, tokenizer, heldOut), await pairRelevance(lm, tokenizer, heldOut), weight);

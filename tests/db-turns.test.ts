@@ -2,7 +2,7 @@
 // the previous one, and the empty reply rows, on PGlite and (with DATABASE_URL) PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createConversation, createSession, getConversation, insertTurn, listConversationMessages, migrateToLatest, newestMessage, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
+import { conversationThread, createConversation, createSession, findThread, getConversation, insertTurn, listConversationMessages, migrateToLatest, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const targets: { name: string; open(): Promise<DatabaseHandle> }[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
@@ -59,9 +59,13 @@ for (const target of targets) {
       const again = await insertTurn(handle.db, { conversationId: first.conversationId, sessionId, title: '', parentId: next.parentId, turns: [], replies: [{ decoding: {} }] });
       assert.equal(again.parentId, next.parentId);
       assert.equal((await listConversationMessages(handle.db, first.conversationId)).find((m) => m.id === again.replyIds[0])?.parent_id, next.parentId);
-      // The newest message, where a chat without parent_id continues.
-      assert.equal((await newestMessage(handle.db, first.conversationId))?.id, again.replyIds[0]);
-      assert.equal(await newestMessage(handle.db, (await createConversation(handle.db, { sessionId })).id), undefined);
+      // Where a chat without parent_id continues: the owner and the thread down to the newest message.
+      const continued = await conversationThread(handle.db, first.conversationId);
+      assert.equal(continued?.sessionId, sessionId);
+      assert.deepEqual(continued?.thread, await findThread(handle.db, again.replyIds[0]));
+      assert.deepEqual(continued?.thread.map((m) => m.id), [first.parentId, first.replyIds[0], next.parentId, again.replyIds[0]]);
+      assert.deepEqual(await conversationThread(handle.db, (await createConversation(handle.db, { sessionId })).id), { sessionId, thread: [] });
+      assert.equal(await conversationThread(handle.db, 987654321), undefined);
     });
 
     it('a conversation that is gone is not_found, a parent in another conversation is refused, and nothing is half-written', async () => {

@@ -188,6 +188,32 @@ export async function findThread(db: Db, id: number): Promise<Message[]> {
 }
 
 /**
+ * A conversation's owner and the thread from its root down to its newest message, in one statement
+ * (where a chat without parent_id continues: the ownership check, the newest message and its thread
+ * would otherwise be three round trips). undefined when the conversation does not exist; an empty
+ * thread when it has no messages.
+ */
+export async function conversationThread(db: Db, conversationId: number): Promise<{ sessionId: number; thread: Message[] } | undefined> {
+  const { rows } = await sql<Message & { owner_session_id: number; path_depth: number | null }>`
+    with recursive
+      newest as (select id from messages where conversation_id = ${conversationId} order by id desc limit 1),
+      path(id, parent_id, depth) as (
+        select m.id, m.parent_id, 0 from messages m join newest on m.id = newest.id
+        union all
+        select m.id, m.parent_id, path.depth + 1 from messages m join path on m.id = path.parent_id
+      )
+    select c.session_id as owner_session_id, path.depth as path_depth, m.*
+    from conversations c
+    left join path on true
+    left join messages m on m.id = path.id
+    where c.id = ${conversationId}
+    order by path.depth desc`.execute(db);
+  if (rows.length === 0) return undefined;
+  const thread = rows.filter((r) => r.path_depth !== null).map(({ owner_session_id: _o, path_depth: _d, ...m }) => m as Message);
+  return { sessionId: rows[0].owner_session_id, thread };
+}
+
+/**
  * The chat transcripts ending at each of `ids` (root first), as role/content turns, for training
  * exports. Unknown ids are absent from the map.
  */
@@ -240,11 +266,6 @@ export async function listChildren(db: Db, parentId: number): Promise<Message[]>
 }
 
 /** Every message of a conversation (the whole tree), oldest first; parents precede children. */
-/** The conversation's most recent message (the highest id), or undefined when it has none. */
-export async function newestMessage(db: Db, conversationId: number): Promise<Message | undefined> {
-  return db.selectFrom('messages').selectAll().where('conversation_id', '=', conversationId).orderBy('id', 'desc').limit(1).executeTakeFirst();
-}
-
 export async function listConversationMessages(db: Db, conversationId: number): Promise<Message[]> {
   return db
     .selectFrom('messages')

@@ -3,7 +3,7 @@
  * thread it continues, checking that the conversation belongs to the session (`forbidden` otherwise).
  */
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { findThread, getConversation, getMessageOwner, newestMessage, type Db } from '../../db/index.ts';
+import { conversationThread, findThread, getConversation, getMessageOwner, type Db } from '../../db/index.ts';
 import { ApiError } from '../errors.ts';
 
 export interface ReplyTarget {
@@ -56,14 +56,15 @@ export async function chatTarget(
     if (req.parent_id === null) throw new ApiError('bad_request', 'parent_id null needs a conversation_id');
     return { conversationId: null, parentId: null, context: [], newTurns };
   }
-  await ownedConversation(db, sessionId, req.conversation_id);
-  const newest = req.parent_id === null ? undefined : await newestMessage(db, req.conversation_id);
-  return {
-    conversationId: req.conversation_id,
-    parentId: newest?.id ?? null,
-    context: newest ? turns(await findThread(db, newest.id)) : [],
-    newTurns,
-  };
+  if (req.parent_id === null) {
+    await ownedConversation(db, sessionId, req.conversation_id);
+    return { conversationId: req.conversation_id, parentId: null, context: [], newTurns };
+  }
+  // Under the newest message: ownership, newest message and its thread in one round trip.
+  const found = await conversationThread(db, req.conversation_id);
+  if (!found) throw new ApiError('not_found', `conversation ${req.conversation_id} does not exist`);
+  if (found.sessionId !== sessionId) throw new ApiError('forbidden', `conversation ${req.conversation_id} belongs to another session`);
+  return { conversationId: req.conversation_id, parentId: found.thread.at(-1)?.id ?? null, context: turns(found.thread), newTurns };
 }
 
 /** Another reply to the message that assistant reply `messageId` answers. */

@@ -30,6 +30,8 @@ export interface RmTrainResult {
   evalsByKind: Record<string, SourceEval>;
   rewardMean: number;
   rewardStd: number;
+  /** The trained model's scores of each held-out pair (for figures of a reward built on them). */
+  heldOutScores: { chosen: Float32Array; rejected: Float32Array };
 }
 
 /** Held-out accuracy (share of pairs where chosen scores higher) and mean margin, per source. */
@@ -146,7 +148,8 @@ export async function trainRewardModel(args: {
     progress.stop();
     optimizer.dispose();
   }
-  const { bySource: evals, byKind: evalsByKind } = await evaluatePairsDetailed(rm, tok, args.heldOut);
+  const heldOutScores = await scorePairs(rm, tok, args.heldOut);
+  const { bySource: evals, byKind: evalsByKind } = tallyPairs(args.heldOut, heldOutScores);
   for (const [source, e] of [...Object.entries(evals), ...Object.entries(evalsByKind)]) {
     progress.event('eval', { source, ...e }, `held-out ${source}: accuracy ${(100 * e.accuracy).toFixed(1)}% margin ${e.margin.toFixed(3)} (${e.pairs} pairs)`);
   }
@@ -155,5 +158,5 @@ export async function trainRewardModel(args: {
   const scores = sample.length > 0 ? await scoreSequences(rm, sample, pad) : new Float32Array([0, 1]);
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / scores.length) || 1;
-  return { steps: step, finalLoss, evals, evalsByKind, rewardMean: mean, rewardStd: std };
+  return { steps: step, finalLoss, evals, evalsByKind, rewardMean: mean, rewardStd: std, heldOutScores };
 }

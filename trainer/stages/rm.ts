@@ -16,7 +16,7 @@ import type { ProgressReporter } from '../progress.ts';
 import { bootstrapPairs, readPairsJsonl, type PreferencePair } from '../reward/pairs.ts';
 import { scalarModelFromTrunk } from '../reward/reward-model.ts';
 import { RmTrainConfigSchema } from '../reward/config.ts';
-import { pairRelevance, combineScores, fitRelevanceWeight } from '../reward/relevance-weight.ts';
+import { pairRelevance, combineScores, fitRelevanceWeight, type PairScores } from '../reward/relevance-weight.ts';
 import { scorePairs, tallyPairs, trainRewardModel, type RmTrainResult, type SourceEval } from '../reward/rm-train.ts';
 import type { GPT } from '../../model/gpt/gpt.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
@@ -83,7 +83,7 @@ export async function runRmStage(cfg: RmStageConfig, progress: ProgressReporter,
   try {
     log(`training on ${train.length} pairs; ${heldOut.length} held out`);
     const r = await trainRewardModel({ rm, tokenizer, pairs: train, heldOut, cfg, progress });
-    const rel = await relevanceTerm(cfg, rm, tokenizer, train, heldOut, log);
+    const rel = await relevanceTerm(cfg, rm, tokenizer, train, heldOut, r.heldOutScores, log);
     const result: RmStageResult = { ...r, evalsHeadOnly: r.evals, evalsByKindHeadOnly: r.evalsByKind, ...rel, out };
     const metrics: Record<string, number> = {};
     for (const [source, e] of Object.entries(result.evals)) metrics[`accuracy/${source}`] = e.accuracy;
@@ -131,6 +131,8 @@ async function relevanceTerm(
   tokenizer: Tokenizer,
   train: readonly PreferencePair[],
   heldOut: readonly PreferencePair[],
+  /** The head's scores of `heldOut`, from training's own evaluation. */
+  heldOutHead: PairScores,
   log: (line: string) => void,
 ): Promise<Pick<RmStageResult, 'relevanceWeight' | 'relevanceFit'> & { evals?: Record<string, SourceEval>; evalsByKind?: Record<string, SourceEval> }> {
   let weight = cfg.relevanceWeight === 'auto' ? undefined : Number(cfg.relevanceWeight);
@@ -148,7 +150,7 @@ async function relevanceTerm(
       log(`relevance weight ${weight} (accuracy on ${fitPairs.length} training pairs per weight: ${Object.entries(fit.accuracy).sort(([a], [b]) => Number(a) - Number(b)).map(([w, a]) => `${w}: ${(100 * a).toFixed(1)}%`).join(', ')})`);
     }
     if (weight === 0 || heldOut.length === 0) return { relevanceWeight: weight, relevanceFit };
-    const combined = combineScores(await scorePairs(rm, tokenizer, heldOut), await pairRelevance(lm, tokenizer, heldOut), weight);
+    const combined = combineScores(heldOutHead, await pairRelevance(lm, tokenizer, heldOut), weight);
     const t = tallyPairs(heldOut, combined);
     return { relevanceWeight: weight, relevanceFit, evals: t.bySource, evalsByKind: t.byKind };
   } finally {

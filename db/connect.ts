@@ -3,9 +3,9 @@
 // and migrations do not care which one they get.
 import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from './pglite-dialect.ts';
+import { PGliteRemote } from './pglite-remote.ts';
 import pg from 'pg';
 import { makePrivate } from './private-files.ts';
 import type { Database } from './schema.ts';
@@ -52,9 +52,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
 
 /** An empty in-memory PGlite database, for tests. Run the migrations before use. */
 export async function openMemoryDatabase(): Promise<DatabaseHandle> {
-  const pglite = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
-  await pglite.waitReady;
-  return pgliteHandle(pglite, async () => {});
+  return pgliteHandle(await PGliteRemote.open(), async () => {});
 }
 
 async function openPostgres(databaseUrl: string, options: OpenDatabaseOptions): Promise<DatabaseHandle> {
@@ -108,10 +106,9 @@ const PRIVATE_FILES_MS = 60_000;
 async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(dataDir);
-  let pglite: PGlite;
+  let pglite: PGliteRemote;
   try {
-    pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: parseInt8 } });
-    await pglite.waitReady;
+    pglite = await PGliteRemote.open(dataDir);
     await makePrivate(dataDir);
   } catch (error) {
     await unlock();
@@ -128,7 +125,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   });
 }
 
-function pgliteHandle(pglite: PGlite, unlock: () => Promise<void>): DatabaseHandle {
+function pgliteHandle(pglite: PGliteRemote, unlock: () => Promise<void>): DatabaseHandle {
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
   let closing: Promise<void> | undefined;
   return {
@@ -138,7 +135,7 @@ function pgliteHandle(pglite: PGlite, unlock: () => Promise<void>): DatabaseHand
       (closing ??= (async () => {
         try {
           await db.destroy(); // closes PGlite if kysely has used it
-          if (!pglite.closed) await pglite.close();
+          await pglite.close();
         } finally {
           await unlock();
         }

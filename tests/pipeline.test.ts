@@ -1,8 +1,8 @@
 /**
  * The offline pipeline (trainer/pipeline.sh) as a user runs it, shrunk by its settings to a tiny
  * model on the fixture corpora: it runs end to end (policy, reward model, EVAL.md), and a run
- * killed mid-stage (SIGKILL to its whole process group, once in pretraining and once in SFT) and
- * continued with --resume gives the same weights as the run that was never interrupted.
+ * killed mid-stage (SIGKILL to its whole process group, in pretraining, in SFT and in distillation)
+ * and continued with --resume gives the same weights as the run that was never interrupted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PRETRAIN_STEPS = 60;
 const SFT_STEPS = 40;
+const DISTILL_STEPS = 40;
 const TINY = {
   CORPUS_DIR: join(ROOT, 'tests/fixtures/corpora'),
   PRESET: 'tiny',
@@ -26,6 +27,8 @@ const TINY = {
   CHECKPOINT_EVERY: '10',
   AVERAGE_LAST: '2',
   RM_STEPS: '10',
+  DISTILL_PROMPTS: '64',
+  DISTILL_STEPS: String(DISTILL_STEPS),
   EVAL_PROMPTS: '4',
   EVAL_MAX_TOKENS: '500',
   THREADS: '1',
@@ -94,7 +97,7 @@ async function weightsSha(ckpt: string): Promise<string> {
   return (JSON.parse(await readFile(join(ckpt, 'meta.json'), 'utf8')) as { weights: { sha256: string } }).weights.sha256;
 }
 
-test('the tiny pipeline runs end to end; killed mid-pretraining and mid-SFT and resumed, it gives the same weights as an uninterrupted run', { timeout: 600_000 }, async () => {
+test('the tiny pipeline runs end to end; killed mid-pretraining, mid-SFT and mid-distillation and resumed, it gives the same weights as an uninterrupted run', { timeout: 600_000 }, async () => {
   const whole = await mkdtemp(join(tmpdir(), 'pipeline-whole-'));
   const cut = await mkdtemp(join(tmpdir(), 'pipeline-cut-'));
   try {
@@ -111,15 +114,22 @@ test('the tiny pipeline runs end to end; killed mid-pretraining and mid-SFT and 
     assert.match(secondLog, /tokenizer: done already/);
     assert.match(secondLog, new RegExp(`resuming from .*pretrain at step ${pretrainStep}`));
 
-    const third = await runPipeline(cut, ['--resume']);
-    assert.match(third.log, /pretrain: done already/);
-    assert.match(third.log, new RegExp(`resuming from .*sft at step ${sftStep}`));
+    const third = startPipeline(cut, ['--resume']);
+    const distillStep = await killMidStage(third, join(runs(cut), 'distill'), join(runs(cut), '.done', 'distill'), DISTILL_STEPS);
+    const thirdLog = (await third.done).log;
+    assert.match(thirdLog, /pretrain: done already/);
+    assert.match(thirdLog, new RegExp(`resuming from .*sft at step ${sftStep}`));
+
+    const fourth = await runPipeline(cut, ['--resume']);
+    assert.match(fourth.log, /reward: done already/);
+    assert.match(fourth.log, new RegExp(`resuming from .*distill at step ${distillStep}`));
+    assert.match(fourth.log, /reusing \d+ targets from .*distill\.targets\.jsonl/);
     const w = await wholeRun;
     assert.doesNotMatch(w.log, /resuming/);
 
     // End to end: the served policy, the reward model and the report.
     for (const dir of [whole, cut]) {
-      for (const f of ['policy/meta.json', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-reward.json']) {
+      for (const f of ['policy/meta.json', 'reward/meta.json', 'EVAL.md', 'eval-pretrain.json', 'eval-sft.json', 'eval-distill.json', 'eval-reward.json']) {
         assert.ok(existsSync(join(dir, 'out', f)), `${f} missing in ${dir}/out`);
       }
       for (const model of ['policy', 'reward']) {
@@ -130,14 +140,19 @@ test('the tiny pipeline runs end to end; killed mid-pretraining and mid-SFT and 
     const md = await readFile(join(whole, 'out', 'EVAL.md'), 'utf8');
     assert.match(md, /top reply share/);
     assert.match(md, /## Reward model/);
+    assert.match(md, /\| distilled, greedy \| /);
     const sft = JSON.parse(await readFile(join(whole, 'out', 'eval-sft.json'), 'utf8')) as Record<string, unknown>;
     for (const k of ['cornell_test_reply_ppl', 'wikitext_test_token_ppl']) assert.ok(Number.isFinite(sft[k]), `${k} in eval-sft.json`);
     assert.equal(typeof (sft.greedy as { top_reply_share: unknown }).top_reply_share, 'number');
     const avg = JSON.parse(await readFile(join(runs(whole), 'sft-avg', 'meta.json'), 'utf8')) as { extra: { averaged_steps: number[] } };
     assert.deepEqual(avg.extra.averaged_steps, [SFT_STEPS - 10, SFT_STEPS]);
+    // The shipped policy is the distilled one, trained from the averaged SFT checkpoint.
+    const policy = JSON.parse(await readFile(join(whole, 'out', 'policy', 'meta.json'), 'utf8')) as { step: number };
+    assert.equal(policy.step, DISTILL_STEPS);
+    assert.equal(await weightsSha(join(whole, 'out', 'policy')), await weightsSha(join(runs(whole), 'distill')));
 
     // Bit-exact continuation, stage by stage.
-    for (const ckpt of ['state/runs/pretrain', 'state/runs/sft', 'state/runs/sft-avg', 'out/policy', 'out/reward']) {
+    for (const ckpt of ['state/runs/pretrain', 'state/runs/sft', 'state/runs/sft-avg', 'out/reward', 'state/runs/distill', 'out/policy']) {
       assert.equal(await weightsSha(join(cut, ckpt)), await weightsSha(join(whole, ckpt)), `${ckpt} differs between the resumed and the uninterrupted run`);
     }
   } finally {

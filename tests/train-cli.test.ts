@@ -132,7 +132,7 @@ describe('npm run train: rm, ppo, export', { timeout: 4 * LIMIT_MS }, () => {
 
   test('usage errors exit 2 naming the stage or flag', async () => {
     const cases: [string[], RegExp][] = [
-      [['rlhf'], /unknown stage 'rlhf'; stages: tokenizer, pretrain, sft, rm, ppo, export/],
+      [['rlhf'], /unknown stage 'rlhf'; stages: tokenizer, pretrain, sft, distill, rm, ppo, export/],
       [['rm', '--max-stepz=3'], /unknown flag --max-stepz; known: .*--max-steps/],
       [['rm', '--relevance-weight=-1'], /--relevance-weight: expected 'auto' or a number in \[0, 100\]/],
       [['ppo', '--iterations=0'], /--iterations: /],
@@ -193,28 +193,38 @@ describe('npm run eval and the evaluation report', { timeout: 3 * LIMIT_MS }, ()
     assert.match(missing.stderr, /eval: .*no-such-model/);
   });
 
-  test('eval-report: the pretrained and fine-tuned reports side by side, and the reward model', async () => {
+  test('eval-report: the pretrained, fine-tuned and distilled reports side by side, and the reward model', async () => {
     const pre = join(dir, 'pretrain.json');
     const sft = join(dir, 'sft.json');
+    const distill = join(dir, 'distill.json');
     const reward = join(dir, 'reward.json');
     await writeFile(pre, JSON.stringify(report));
     await writeFile(sft, JSON.stringify({ ...report, step: 99, cornell_test_reply_ppl: 12.5 }));
+    await writeFile(distill, JSON.stringify({ ...report, step: 120, cornell_test_reply_ppl: 13.25, samples: [{ prompt: 'who?', greedy: 'me.', beam_search: 'you.' }] }));
     await writeFile(reward, JSON.stringify({ steps: 3, eval: { bootstrap: { accuracy: 0.75, margin: 0.4, pairs: 8 } }, reward_mean: 0.1, reward_std: 1.2 }));
-    const r = await runTool('trainer/eval-report.ts', [pre, sft, reward]);
+    const r = await runTool('trainer/eval-report.ts', ['--pretrain', pre, '--sft', sft, '--distill', distill, '--reward', reward]);
     assert.equal(r.code, 0, r.stderr);
     const md = r.stdout;
     assert.match(md, /^# Evaluation of the default model\n/);
-    assert.match(md, new RegExp(`Pretrained checkpoint: step ${report.step}; SFT checkpoint: step 99\\.`));
-    assert.ok(md.includes(`| Cornell test reply perplexity | ${report.cornell_test_reply_ppl.toFixed(2)} | 12.50 |`), md);
+    assert.match(md, new RegExp(`pretrained checkpoint: step ${report.step}; SFT checkpoint: step 99; distilled checkpoint: step 120\\.`));
+    assert.ok(md.includes(`| Cornell test reply perplexity | ${report.cornell_test_reply_ppl.toFixed(2)} | 12.50 | 13.25 |`), md);
     assert.match(md, /\| SFT, beam search \| /);
+    assert.match(md, /\| distilled, greedy \| /);
+    // The samples are the shipped (last) model's.
+    assert.match(md, /## Sample replies of the distilled model to held-out prompts\n\n\| prompt \| greedy \| beam search \|\n\| --- \| --- \| --- \|\n\| who\? \| me\. \| you\. \|\n\n/);
+
+    const two = await runTool('trainer/eval-report.ts', ['--pretrain', pre, '--sft', sft]);
+    assert.equal(two.code, 0, two.stderr);
+    assert.ok(two.stdout.includes(`| Cornell test reply perplexity | ${report.cornell_test_reply_ppl.toFixed(2)} | 12.50 |\n`), two.stdout);
+    assert.match(two.stdout, /## Sample replies of the SFT model/);
     const lines = md.split('\n');
     const samplesAt = lines.indexOf('| prompt | greedy | beam search |') + 2;
-    assert.equal(lines.slice(samplesAt).findIndex((l) => l === ''), report.samples.length, 'one row per sample');
+    assert.equal(lines.slice(samplesAt).findIndex((l) => l === ''), 1, 'one row per sample of the shipped model');
     assert.match(md, /## Reward model\n\nTrained for 3 steps .* reward mean 0\.10, std 1\.20/);
     assert.match(md, /\| bootstrap \| 8 \| 75\.0% \| 0\.40 \|/);
 
-    const usage = await runTool('trainer/eval-report.ts', [pre]);
+    const usage = await runTool('trainer/eval-report.ts', ['--pretrain', pre]);
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /usage: tsx trainer\/eval-report\.ts PRETRAIN\.json SFT\.json/);
+    assert.match(usage.stderr, /usage: tsx trainer\/eval-report\.ts --pretrain P\.json --sft S\.json/);
   });
 });

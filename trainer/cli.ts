@@ -13,12 +13,14 @@ import { AverageStageSchema, runAverageStage } from './stages/average.ts';
 import { ExportStageSchema, runExportStage } from './stages/export.ts';
 import { PpoStageSchema, runPpoStage } from './stages/ppo.ts';
 import { RmStageSchema, runRmStage } from './stages/rm.ts';
+import { DistillStageSchema, runDistillStage } from './stages/distill.ts';
 import { NonFiniteLossError } from './train-loop.ts';
 
 const STAGES = {
   tokenizer: TokenizerStageSchema,
   pretrain: PretrainStageSchema,
   sft: SftStageSchema,
+  distill: DistillStageSchema,
   rm: RmStageSchema,
   ppo: PpoStageSchema,
   export: ExportStageSchema,
@@ -87,6 +89,14 @@ async function main(argv: string[]): Promise<number> {
       const r = await runAverageStage(cfg);
       say(`averaged the snapshots of steps ${r.steps.join(', ')} into ${r.out} (weights sha256 ${r.sha256.slice(0, 12)}…)`);
       if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', ...r }) + '\n');
+      return 0;
+    }
+    case 'distill': {
+      const cfg = parseFlags(rest, DistillStageSchema);
+      await initEngine();
+      const r = await runDistillStage(cfg, explicitKeys(rest), createProgress(name, progressMode(cfg.json)), say);
+      say(`done: ${r.steps} steps on ${r.targets} targets, final train loss ${r.finalLoss.toFixed(4)}${r.eval ? `, held-out loss ${r.eval.loss.toFixed(4)} ppl ${r.eval.ppl.toFixed(2)}` : ''}; checkpoint ${r.out}`);
+      if (cfg.json) process.stdout.write(JSON.stringify({ stage: name, event: 'done', steps: r.steps, targets: r.targets, final_loss: r.finalLoss, eval: r.eval, out: r.out }) + '\n');
       return 0;
     }
     case 'pretrain':

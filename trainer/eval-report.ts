@@ -1,53 +1,58 @@
 /**
- * `tsx trainer/eval-report.ts pretrain.json sft.json [reward.json]`: the markdown report shipped beside
- * the default models: the pretrained-only and the fine-tuned checkpoints compared, sample replies, and
- * (when given) the reward model's held-out accuracy per source.
+ * `tsx trainer/eval-report.ts --pretrain P.json --sft S.json [--distill D.json] [--reward R.json]`:
+ * the markdown report shipped beside the default models: the checkpoints of each stage compared on
+ * the test split, sample replies of the last one (the shipped policy), and (when given) the reward
+ * model's held-out accuracy per source.
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { REPLY_COLUMNS, replyCells, type TestEvalJson } from './evaluation.ts';
 
 type Saved = TestEvalJson & { checkpoint: string; step: number; seconds: number };
 
-const [pretrainPath, sftPath, rewardPath] = process.argv.slice(2);
-if (!pretrainPath || !sftPath) {
-  process.stderr.write('usage: tsx trainer/eval-report.ts PRETRAIN.json SFT.json\n');
+const { values: paths } = parseArgs({ options: { pretrain: { type: 'string' }, sft: { type: 'string' }, distill: { type: 'string' }, reward: { type: 'string' } } });
+if (!paths.pretrain || !paths.sft) {
+  process.stderr.write('usage: tsx trainer/eval-report.ts --pretrain P.json --sft S.json [--distill D.json] [--reward R.json]\n');
   process.exit(2);
 }
+const rewardPath = paths.reward;
 const read = (p: string): Saved => JSON.parse(readFileSync(p, 'utf8')) as Saved;
-const pre = read(pretrainPath);
-const sft = read(sftPath);
+const stages: { name: string; label: string; r: Saved }[] = [
+  { name: 'pretrained', label: 'pretrained only', r: read(paths.pretrain) },
+  { name: 'SFT', label: 'after SFT', r: read(paths.sft) },
+  ...(paths.distill ? [{ name: 'distilled', label: 'after distillation (shipped)', r: read(paths.distill) }] : []),
+];
+const shipped = stages.at(-1)!;
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const stats = (r: Saved, k: 'greedy' | 'beam_search') => replyCells(r[k]);
-if ([pre, sft].some((r) => r.split !== undefined && r.split !== 'test')) {
-  process.stderr.write('eval-report: both reports must be of the test split (npm run eval without --split)\n');
+if (stages.some(({ r }) => r.split !== undefined && r.split !== 'test')) {
+  process.stderr.write('eval-report: every report must be of the test split (npm run eval without --split)\n');
   process.exit(2);
 }
+const row = (metric: string, pick: (r: Saved) => number) => `| ${metric} | ${stages.map(({ r }) => f(pick(r))).join(' | ')} |`;
+const d = shipped.r.details;
 
 const out = [
   '# Evaluation of the default model',
   '',
-  `Pretrained checkpoint: step ${pre.step}; SFT checkpoint: step ${sft.step}. Produced by \`npm run eval\`.`,
-  `Perplexities use the first ${sft.details.cornell_reply_tokens ?? sft.details.cornell_test_reply_tokens} reply tokens of the Cornell test movies and the first ${sft.details.wikitext_tokens ?? sft.details.wikitext_test_tokens} tokens of WikiText-2 test;`,
-  `replies answer the first user turn of ${sft.details.prompts} held-out Cornell dialogues (${JSON.stringify(sft.details.decoding)}).`,
+  `${stages.map(({ name, r }) => `${name} checkpoint: step ${r.step}`).join('; ')}. Produced by \`npm run eval\`.`,
+  `Perplexities use the first ${d.cornell_reply_tokens ?? d.cornell_test_reply_tokens} reply tokens of the Cornell test movies and the first ${d.wikitext_tokens ?? d.wikitext_test_tokens} tokens of WikiText-2 test;`,
+  `replies answer the first user turn of ${d.prompts} held-out Cornell dialogues (${JSON.stringify(d.decoding)}).`,
   '',
-  '| metric | pretrained only | after SFT |',
-  '| --- | --- | --- |',
-  `| Cornell test reply perplexity | ${f(pre.cornell_test_reply_ppl)} | ${f(sft.cornell_test_reply_ppl)} |`,
-  `| WikiText-2 test token perplexity | ${f(pre.wikitext_test_token_ppl)} | ${f(sft.wikitext_test_token_ppl)} |`,
-  `| WikiText-2 test word perplexity | ${f(pre.wikitext_test_word_ppl)} | ${f(sft.wikitext_test_word_ppl)} |`,
+  `| metric | ${stages.map((s) => s.label).join(' | ')} |`,
+  `|${' --- |'.repeat(stages.length + 1)}`,
+  row('Cornell test reply perplexity', (r) => r.cornell_test_reply_ppl),
+  row('WikiText-2 test token perplexity', (r) => r.wikitext_test_token_ppl),
+  row('WikiText-2 test word perplexity', (r) => r.wikitext_test_word_ppl),
   '',
   `| ${REPLY_COLUMNS.join(' | ')} |`,
   `|${' --- |'.repeat(REPLY_COLUMNS.length)}`,
-  `| pretrained, greedy | ${stats(pre, 'greedy')} |`,
-  `| pretrained, beam search | ${stats(pre, 'beam_search')} |`,
-  `| SFT, greedy | ${stats(sft, 'greedy')} |`,
-  `| SFT, beam search | ${stats(sft, 'beam_search')} |`,
+  ...stages.flatMap(({ name, r }) => [`| ${name}, greedy | ${replyCells(r.greedy)} |`, `| ${name}, beam search | ${replyCells(r.beam_search)} |`]),
   '',
-  '## Sample replies of the SFT model to held-out prompts',
+  `## Sample replies of the ${shipped.name} model to held-out prompts`,
   '',
   '| prompt | greedy | beam search |',
   '| --- | --- | --- |',
-  ...sft.samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.greedy)} | ${cell(s.beam_search)} |`),
+  ...shipped.r.samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.greedy)} | ${cell(s.beam_search)} |`),
   '',
 ];
 if (rewardPath) {

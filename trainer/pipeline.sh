@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole offline pipeline on a small machine (2 CPU cores, no GPU), from corpora to the shipped
 # default models: tokenizer -> pretrain (WikiText + Brown + Cornell training text) -> SFT (Cornell
-# dialogues, with a share of pretraining batches) -> average of the last SFT checkpoints -> export
-# -> evaluations beside the reward model (bootstrap pairs) -> $OUT/{policy,reward} with $OUT/EVAL.md.
+# dialogues, with a share of pretraining batches) -> average of the last SFT checkpoints -> the
+# reward model (bootstrap pairs), with the evaluations beside it -> distill (the SFT policy's own
+# maximum-mutual-information replies, ranked by the reward model) -> export -> evaluation
+# -> $OUT/{policy,reward} with $OUT/EVAL.md.
 #
 #   CORPUS_DIR=/path/to/corpora npm run pipeline                 a fresh run
 #   CORPUS_DIR=/path/to/corpora npm run pipeline -- --resume     continue a killed run
@@ -15,7 +17,7 @@
 # Settings (environment; the defaults are the recipe of docs/recipe.md, sized for <= 3 hours on a
 # quiet 2-core machine): PRESET, VOCAB_SIZE, BROWN, PRETRAIN_CORNELL, PRETRAIN_STEPS, PRETRAIN_LR,
 # SFT_STEPS, SFT_LR, SFT_MIN_LR, SFT_PRETRAIN_SHARE, AVERAGE_LAST, CHECKPOINT_EVERY, RM_STEPS,
-# EVAL_PROMPTS, EVAL_MAX_TOKENS, TOKENIZER_MAX_CHARS, THREADS, OUT, STATE_DIR.
+# DISTILL_PROMPTS, DISTILL_LAMBDA, DISTILL_ANTI_LM_TOKENS, DISTILL_KEEP, DISTILL_STEPS, EVAL_PROMPTS, EVAL_MAX_TOKENS, TOKENIZER_MAX_CHARS, THREADS, OUT, STATE_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,11 @@ SFT_PRETRAIN_SHARE="${SFT_PRETRAIN_SHARE:-0.25}"
 AVERAGE_LAST="${AVERAGE_LAST:-1}"
 CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-250}"
 RM_STEPS="${RM_STEPS:-1200}"
+DISTILL_PROMPTS="${DISTILL_PROMPTS:-6000}"
+DISTILL_LAMBDA="${DISTILL_LAMBDA:-1}"
+DISTILL_ANTI_LM_TOKENS="${DISTILL_ANTI_LM_TOKENS:-8}"
+DISTILL_KEEP="${DISTILL_KEEP:-0.5}"
+DISTILL_STEPS="${DISTILL_STEPS:-400}"
 EVAL_PROMPTS="${EVAL_PROMPTS:-200}"
 EVAL_MAX_TOKENS="${EVAL_MAX_TOKENS:-20000}"
 TOKENIZER_MAX_CHARS="${TOKENIZER_MAX_CHARS:-8000000}"
@@ -74,6 +81,11 @@ SFT_PRETRAIN_SHARE=$SFT_PRETRAIN_SHARE
 AVERAGE_LAST=$AVERAGE_LAST
 CHECKPOINT_EVERY=$CHECKPOINT_EVERY
 RM_STEPS=$RM_STEPS
+DISTILL_PROMPTS=$DISTILL_PROMPTS
+DISTILL_LAMBDA=$DISTILL_LAMBDA
+DISTILL_ANTI_LM_TOKENS=$DISTILL_ANTI_LM_TOKENS
+DISTILL_KEEP=$DISTILL_KEEP
+DISTILL_STEPS=$DISTILL_STEPS
 EVAL_PROMPTS=$EVAL_PROMPTS
 EVAL_MAX_TOKENS=$EVAL_MAX_TOKENS
 TOKENIZER_MAX_CHARS=$TOKENIZER_MAX_CHARS
@@ -98,7 +110,7 @@ if [ "$RESUME" = 1 ]; then
   say "resuming the run in $RUNS"
 else
   # A fresh run: nothing of an earlier one in $RUNS is reused.
-  rm -rf "$DONE" "$RUNS/tokenizer" "$RUNS/pretrain" "$RUNS/pretrain.snapshots" "$RUNS/sft" "$RUNS/sft.snapshots" "$RUNS/sft-avg" "$RUNS/eval"
+  rm -rf "$DONE" "$RUNS/tokenizer" "$RUNS/pretrain" "$RUNS/pretrain.snapshots" "$RUNS/sft" "$RUNS/sft.snapshots" "$RUNS/sft-avg" "$RUNS/distill" "$RUNS/distill.targets.jsonl" "$RUNS/eval"
   mkdir -p "$RUNS"
   settings | write_atomically "$SETTINGS"
 fi
@@ -145,20 +157,26 @@ eval_json() {
   line="$(evaluate --checkpoint "$1" --prompts="$EVAL_PROMPTS" --max-tokens="$EVAL_MAX_TOKENS" --json | tail -n 1)"
   printf '%s\n' "$line" | write_atomically "$RUNS/eval/$2.json"
 }
-export_policy() { train export --from="$SFT_FINAL" --out="$OUT/policy"; }
-# The default reward model: bootstrap pairs from the Cornell training split (true reply over another
-# conversation's, a repeated, an empty or a truncated one), evaluated on held-out bootstrap pairs
-# and, when present, HH-RLHF helpful-base test.
+distill() {
+  train distill $(resume_flag "$RUNS/distill") --init="$SFT_FINAL" --reward="$OUT/reward" --prompts="$DISTILL_PROMPTS" \
+    --lambda="$DISTILL_LAMBDA" --anti-lm-tokens="$DISTILL_ANTI_LM_TOKENS" --keep-share="$DISTILL_KEEP" \
+    --max-steps="$DISTILL_STEPS" --schedule-steps="$DISTILL_STEPS" --checkpoint-every="$CHECKPOINT_EVERY" \
+    --eval-every="$CHECKPOINT_EVERY" --threads="$THREADS" --out="$RUNS/distill"
+}
+export_policy() { train export --from="$RUNS/distill" --out="$OUT/policy"; }
+# The default reward model, on the SFT policy: bootstrap pairs from the Cornell training split (true
+# reply over another conversation's, a repeated, an empty or a truncated one), evaluated on held-out
+# bootstrap pairs and, when present, HH-RLHF helpful-base test.
 reward() {
   local eval_pairs=() line
   if [ -f "$HH_EVAL" ]; then eval_pairs=(--eval-pairs="$HH_EVAL"); fi
-  line="$(train rm --policy="$OUT/policy" --bootstrap-from-corpus --max-steps="$RM_STEPS" "${eval_pairs[@]}" --out="$OUT/reward" --json | tail -n 1)"
+  line="$(train rm --policy="$SFT_FINAL" --bootstrap-from-corpus --max-steps="$RM_STEPS" "${eval_pairs[@]}" --out="$OUT/reward" --json | tail -n 1)"
   printf '%s\n' "$line" | write_atomically "$RUNS/eval/reward.json"
 }
 report() {
   local name md
-  for name in pretrain sft reward; do write_atomically "$OUT/eval-$name.json" < "$RUNS/eval/$name.json"; done
-  md="$(node --import tsx trainer/eval-report.ts "$OUT/eval-pretrain.json" "$OUT/eval-sft.json" "$OUT/eval-reward.json")"
+  for name in pretrain sft distill reward; do write_atomically "$OUT/eval-$name.json" < "$RUNS/eval/$name.json"; done
+  md="$(node --import tsx trainer/eval-report.ts --pretrain "$OUT/eval-pretrain.json" --sft "$OUT/eval-sft.json" --distill "$OUT/eval-distill.json" --reward "$OUT/eval-reward.json")"
   printf '%s\n' "$md" | write_atomically "$OUT/EVAL.md"
 }
 
@@ -166,8 +184,7 @@ step tokenizer tokenizer
 step pretrain pretrain
 step sft sft
 if [ "$AVERAGE_LAST" -gt 1 ]; then step average average; fi
-step export export_policy
-# The evaluations and the reward model each run on one engine: run side by side, the tail of the run
+# The evaluations and the reward model each run on one engine: run side by side, this part of the run
 # uses both cores. A failure of either fails the run (the evaluations' status is collected by wait).
 ( step eval-pretrain eval_json "$RUNS/pretrain" pretrain && step eval-sft eval_json "$SFT_FINAL" sft ) &
 EVALS=$!
@@ -175,5 +192,8 @@ trap 'kill "$EVALS" 2>/dev/null || true' EXIT
 step reward reward
 wait "$EVALS"
 trap - EXIT
+step distill distill
+step export export_policy
+step eval-distill eval_json "$RUNS/distill" distill
 step report report
 say "default models written to $OUT/policy and $OUT/reward; reports in $OUT/EVAL.md and $OUT/eval-reward.json"

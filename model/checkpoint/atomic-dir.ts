@@ -22,6 +22,18 @@ export async function writeFileDurable(path: string, data: Uint8Array | string):
   }
 }
 
+/** Replaces `path` atomically: readers see the old file or the whole new one, never a part. */
+export async function writeFileAtomically(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFileDurable(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 /** fsync a directory so renames/creations inside it are durable. Best effort (not supported everywhere). */
 async function fsyncDir(path: string): Promise<void> {
   let fh;

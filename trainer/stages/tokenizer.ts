@@ -2,9 +2,10 @@
  * Stage `tokenizer`: a byte-level BPE trained on the pretraining text and the Cornell training
  * dialogues (so that both prose and conversational words get merges). Writes tokenizer.json.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomically } from '../../model/checkpoint/atomic-dir.ts';
 import { trainBpe } from '../../model/tokenizer/index.ts';
 import { cornellPaths, loadCornellDialogues } from '../data/index.ts';
 import { pretrainDocuments } from '../data/pretrain-text.ts';
@@ -41,8 +42,6 @@ export async function runTokenizerStage(cfg: TokenizerStageConfig, log: (line: s
   if (tok.vocabSize !== cfg.vocabSize) throw new Error(`the text yields only ${tok.vocabSize} ids; need ${cfg.vocabSize} (use more text or a smaller --vocab-size)`);
   const path = cfg.out || join(runDir('tokenizer'), 'tokenizer.json');
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(tok.toJSON()));
-  await rename(tmp, path);
+  await writeFileAtomically(path, JSON.stringify(tok.toJSON()));
   return { path, vocabSize: tok.vocabSize, chars: used, seconds: (performance.now() - t0) / 1000 };
 }

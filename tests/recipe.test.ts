@@ -96,10 +96,12 @@ describe('mixed batches', () => {
 });
 
 describe('reply statistics', () => {
-  test('top_reply_share: the share of replies equal to the most frequent one (whitespace at the ends ignored)', () => {
-    assert.equal(replyStats(["I don't know.", 'No.', " I don't know. ", 'Yes.']).top_reply_share, 0.5);
-    assert.equal(replyStats(['a', 'b', 'c', 'd']).top_reply_share, 0.25);
-    assert.equal(replyStats([]).top_reply_share, 0);
+  test('top_reply_share: the share of replies equal to the most frequent one (whitespace at the ends ignored), and top_reply that reply', () => {
+    const s = replyStats(["I don't know.", 'No.', " I don't know. ", 'Yes.']);
+    assert.deepEqual([s.top_reply_share, s.top_reply], [0.5, "I don't know."]);
+    const tied = replyStats(['a', 'b', 'c', 'd']);
+    assert.deepEqual([tied.top_reply_share, tied.top_reply], [0.25, 'a']);
+    assert.deepEqual([replyStats([]).top_reply_share, replyStats([]).top_reply], [0, '']);
   });
 
   test('eval JSON keys name the split measured', () => {

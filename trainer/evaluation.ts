@@ -34,6 +34,8 @@ interface ReplyStats {
   repeated_3gram_share: number;
   empty_share: number;
   top_reply_share: number;
+  /** The most frequent reply (the first of those tied), whose share top_reply_share is. */
+  top_reply: string;
 }
 
 type EvalSplit = 'test' | 'valid';
@@ -108,6 +110,7 @@ export function replyStats(replies: string[]): ReplyStats {
     repeated_3gram_share: repeated / n,
     empty_share: empty / n,
     top_reply_share: replies.length ? Math.max(...counts.values()) / replies.length : 0,
+    top_reply: [...counts.entries()].reduce<[string, number]>((best, e) => (e[1] > best[1] ? e : best), ['', 0])[0],
   };
 }
 
@@ -200,10 +203,12 @@ export function reportMarkdown(name: string, r: EvalReport): string {
   return lines.join('\n');
 }
 
-export const REPLY_COLUMNS = ['replies', 'mean words', 'distinct-1', 'distinct-2', 'repeated 3-gram', 'empty', 'top reply share'];
+export const REPLY_COLUMNS = ['replies', 'mean words', 'distinct-1', 'distinct-2', 'repeated 3-gram', 'empty', 'top reply share', 'top reply'];
 
 /** The reply statistics as markdown table cells, in REPLY_COLUMNS order. */
 export function replyCells(s: ReplyStats): string {
   const f = (x: number | undefined) => (x === undefined ? 'n/a' : Number.isFinite(x) ? x.toFixed(3) : String(x));
-  return [s.mean_len, s.distinct_1, s.distinct_2, s.repeated_3gram_share, s.empty_share, s.top_reply_share].map(f).join(' | ');
+  // Reports saved before top_reply existed have no text for it.
+  const top = s.top_reply === undefined ? 'n/a' : s.top_reply.replace(/\|/g, '\\|').replace(/\n/g, ' ') || '(empty)';
+  return [...[s.mean_len, s.distinct_1, s.distinct_2, s.repeated_3gram_share, s.empty_share, s.top_reply_share].map(f), top].join(' | ');
 }

@@ -14,7 +14,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { writeFileAtomically } from '../../model/checkpoint/atomic-dir.ts';
 import { chatPrompt } from '../../model/decode/chat-reply.ts';
@@ -33,7 +32,7 @@ import { loadRewardCheckpoint } from '../ppo/reward-source.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { emptyPromptIds, replyRelevance } from '../reward/relevance.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
-import { corpusDirOf, loopFields, pickLoop, resumedConfig, runDir, runFields } from './stage-config.ts';
+import { corpusDirOf, loadResumedRun, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const DistillStageSchema = z
   .object({
@@ -115,10 +114,7 @@ export async function runDistillStage(given: DistillStageConfig, explicit: Set<s
   const out = cfg.out || runDir('distill');
   let loaded;
   if (cfg.resume) {
-    if (!(await checkpointHasResume(out).catch(() => false))) throw new Error(`--resume: no resumable checkpoint in ${out}`);
-    loaded = await loadModel(out, { withResume: true });
-    cfg = resumedConfig(given, explicit, loaded.resume?.state);
-    log(`resuming from ${out} at step ${(loaded.resume?.state as { step?: number })?.step}`);
+    ({ loaded, cfg } = await loadResumedRun(out, given, explicit, log));
   }
   const init = cfg.init || runDir('sft');
   const { model: policy, tokenizer, meta } = await loadModel(init, { expectKind: 'policy' });

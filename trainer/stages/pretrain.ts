@@ -6,17 +6,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { gptConfig, PRESET_NAMES, type PresetName } from '../../model/gpt/config.ts';
 import { GPT } from '../../model/gpt/gpt.ts';
-import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { Tokenizer } from '../../model/tokenizer/index.ts';
 import { packedSource } from '../batching/batches.ts';
 import type { ProgressReporter } from '../progress.ts';
 import { runTraining, type TrainResult } from '../train-loop.ts';
 import { packDocuments } from '../batching/pack-documents.ts';
 import { pretrainDocuments, wikiTrainAndHeldOut } from '../data/pretrain-text.ts';
-import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
+import { corpusDirOf, loadResumedRun, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const PretrainStageSchema = z
   .object({
@@ -38,10 +36,9 @@ export async function runPretrainStage(given: PretrainStageConfig, explicit: Set
   let tokenizer: Tokenizer;
   let resume;
   if (cfg.resume) {
-    if (!(await checkpointHasResume(out).catch(() => false))) throw new Error(`--resume: no resumable checkpoint in ${out}`);
-    ({ model, tokenizer, resume } = await loadModel(out, { withResume: true }));
-    cfg = resumedConfig(given, explicit, resume?.state);
-    log(`resuming from ${out} at step ${(resume?.state as { step?: number })?.step}`);
+    const r = await loadResumedRun(out, given, explicit, log);
+    ({ model, tokenizer, resume } = r.loaded);
+    cfg = r.cfg;
   } else {
     const tokPath = cfg.tokenizer || join(runDir('tokenizer'), 'tokenizer.json');
     tokenizer = Tokenizer.fromJSON(JSON.parse(await readFile(tokPath, 'utf8')));

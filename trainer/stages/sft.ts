@@ -9,7 +9,6 @@
  * part + Brown, packed as in pretraining) against forgetting the text pretraining taught.
  */
 import { z } from 'zod';
-import { checkpointHasResume } from '../../model/checkpoint/index.ts';
 import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { packedSource, sequenceSource, type MaskedSequence } from '../batching/batches.ts';
 import { mixedSource } from '../batching/mixed-source.ts';
@@ -21,7 +20,7 @@ import { runTraining, type TrainResult } from '../train-loop.ts';
 import { dialogueSequences } from '../batching/dialogue-sequences.ts';
 import { frequentReplies, replyKey } from '../data/frequent-replies.ts';
 import type { ChatMessage } from '../../model/tokenizer/index.ts';
-import { resumedConfig, corpusDirOf, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
+import { corpusDirOf, loadResumedRun, loopFields, pickLoop, runDir, runFields } from './stage-config.ts';
 
 export const SftStageSchema = z
   .object({
@@ -40,10 +39,7 @@ export async function runSftStage(given: SftStageConfig, explicit: Set<string>, 
   const out = cfg.out || runDir('sft');
   let loaded;
   if (cfg.resume) {
-    if (!(await checkpointHasResume(out).catch(() => false))) throw new Error(`--resume: no resumable checkpoint in ${out}`);
-    loaded = await loadModel(out, { withResume: true });
-    cfg = resumedConfig(given, explicit, loaded.resume?.state);
-    log(`resuming from ${out} at step ${(loaded.resume?.state as { step?: number })?.step}`);
+    ({ loaded, cfg } = await loadResumedRun(out, given, explicit, log));
   } else {
     const init = cfg.init || runDir('pretrain');
     loaded = await loadModel(init, { expectKind: 'policy' });

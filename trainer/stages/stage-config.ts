@@ -2,6 +2,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { stateDir } from '../../model/checkpoint/default-checkpoint.ts';
+import { checkpointHasResume } from '../../model/checkpoint/index.ts';
+import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
 import { resolveCorpusDir } from '../data/index.ts';
 import type { LoopConfig } from '../train-loop.ts';
 
@@ -67,4 +69,16 @@ export function resumedConfig<T extends Record<string, unknown>>(cfg: T, explici
   const merged: Record<string, unknown> = { ...base };
   for (const k of explicit) if (k in cfg) merged[k] = cfg[k];
   return merged as T;
+}
+
+/**
+ * `--resume` of a training stage: the checkpoint saved in `out` with its optimizer state and data
+ * position, and the config it was started with (flags given now laid over it, see resumedConfig).
+ */
+export async function loadResumedRun<T extends Record<string, unknown>>(out: string, given: T, explicit: Set<string>, log: (line: string) => void) {
+  if (!(await checkpointHasResume(out).catch(() => false))) throw new Error(`--resume: no resumable checkpoint in ${out}`);
+  const loaded = await loadModel(out, { withResume: true });
+  const cfg = resumedConfig(given, explicit, loaded.resume?.state);
+  log(`resuming from ${out} at step ${(loaded.resume?.state as { step?: number })?.step}`);
+  return { loaded, cfg };
 }

@@ -1,5 +1,9 @@
-// The distill stage's target decoder (trainer/distill/mmi-replies.ts) on the tiny trained model.
+// The distill stage's target decoder (trainer/distill/mmi-replies.ts) on the tiny trained model, and
+// its saved targets.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { generateToEnd } from '../model/decode/generate.ts';
@@ -7,6 +11,7 @@ import { logSoftmax } from '../model/decode/logits.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import { mmiReplies } from '../trainer/distill/mmi-replies.ts';
+import { loadTargets } from '../trainer/stages/distill.ts';
 import { emptyPromptIds } from '../trainer/reward/relevance.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 
@@ -75,5 +80,31 @@ describe('maximum-mutual-information replies', () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) await run();
     assert.equal(tf.memory().numTensors, before);
+  });
+});
+
+describe('the distill stage\'s saved targets', () => {
+  test('reused only when made with the same settings; an unreadable file is decoded again, with a line saying why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'targets-'));
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    try {
+      const path = join(dir, 'distill.targets.jsonl');
+      const settings = { lambda: 1, prompts: 2 };
+      assert.equal(await loadTargets(path, settings, log), null);
+      const targets = [{ prompt: 'who?', reply: 'me.', score: 1.5 }, { prompt: 'why?', reply: 'because.', score: 0.5 }];
+      await writeFile(path, [JSON.stringify({ settings }), ...targets.map((t) => JSON.stringify(t))].join('\n') + '\n');
+      assert.deepEqual(await loadTargets(path, settings, log), targets);
+      assert.equal(await loadTargets(path, { ...settings, lambda: 0.5 }, log), null);
+      assert.match(lines.at(-1)!, /made with other settings; decoding the targets again/);
+      await writeFile(path, `${JSON.stringify({ settings })}\n{"prompt": "who?", "reply": 3}\n`);
+      assert.equal(await loadTargets(path, settings, log), null);
+      assert.match(lines.at(-1)!, /distill\.targets\.jsonl is unreadable \(line 2 is not a target\); decoding the targets again/);
+      await writeFile(path, '{not json');
+      assert.equal(await loadTargets(path, settings, log), null);
+      assert.match(lines.at(-1)!, /is unreadable \(.*JSON.*\); decoding the targets again/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -101,12 +101,28 @@ async function makeTargets(cfg: DistillStageConfig, policy: GPT, tokenizer: Toke
   return kept;
 }
 
-async function loadTargets(path: string, settings: object): Promise<Target[] | null> {
+/**
+ * The targets saved by an earlier run with the same settings, or null: none saved, saved with other
+ * settings, or unreadable (then they are decoded again; the file is only ever replaced whole).
+ */
+export async function loadTargets(path: string, settings: object, log: (line: string) => void): Promise<Target[] | null> {
   const text = await readFile(path, 'utf8').catch(() => null);
   if (text === null) return null;
-  const [head, ...lines] = text.split('\n').filter(Boolean);
-  if (JSON.stringify(JSON.parse(head).settings) !== JSON.stringify(settings)) return null;
-  return lines.map((l) => JSON.parse(l) as Target);
+  try {
+    const [head, ...lines] = text.split('\n').filter(Boolean);
+    if (JSON.stringify((JSON.parse(head) as { settings?: unknown }).settings) !== JSON.stringify(settings)) {
+      log(`${path} was made with other settings; decoding the targets again`);
+      return null;
+    }
+    return lines.map((l, i) => {
+      const t = JSON.parse(l) as Partial<Target>;
+      if (typeof t.prompt !== 'string' || typeof t.reply !== 'string' || typeof t.score !== 'number') throw new Error(`line ${i + 2} is not a target`);
+      return t as Target;
+    });
+  } catch (err) {
+    log(`${path} is unreadable (${err instanceof Error ? err.message : String(err)}); decoding the targets again`);
+    return null;
+  }
 }
 
 export async function runDistillStage(given: DistillStageConfig, explicit: Set<string>, progress: ProgressReporter, log: (line: string) => void): Promise<TrainResult & { out: string; targets: number }> {
@@ -124,7 +140,7 @@ export async function runDistillStage(given: DistillStageConfig, explicit: Set<s
     // The targets come from the starting policy; a resumed run trains the checkpoint it saved.
     const targetsPath = `${out}.targets.jsonl`;
     const settings = targetSettings(cfg, init);
-    let targets = await loadTargets(targetsPath, settings);
+    let targets = await loadTargets(targetsPath, settings, log);
     if (targets) log(`reusing ${targets.length} targets from ${targetsPath}`);
     else {
       log(`policy ${init} (step ${meta.step}): decoding targets`);

@@ -69,6 +69,7 @@ async function makeTargets(cfg: DistillStageConfig, policy: GPT, tokenizer: Toke
   const firsts = train.filter((d) => d.offset === 0 && d.messages.length >= 2);
   const order = permutation(firsts.length, cfg.seed * 7919 + 17);
   const prompts: ChatMessage[][] = Array.from(order.subarray(0, Math.min(cfg.prompts, firsts.length)), (i) => [firsts[i].messages[0]]);
+  if (prompts.length === 0) throw new Error('distill: the Cornell training split has no dialogues to answer');
   const opts = parseDecodeOptions({ max_new_tokens: cfg.maxNewTokens });
   const rendered = prompts.map((m) => chatPrompt(policy.config, tokenizer, m, opts));
   const control = { eotId: rendered[0].control.eotId, banned: [...(rendered[0].control.banned ?? [])], exempt: new Set(rendered[0].control.exempt ?? []) };

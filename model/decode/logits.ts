@@ -37,7 +37,7 @@ export function banRepeatedNgrams(logits: Float32Array, seq: readonly number[], 
   }
 }
 
-export function argmax(row: Float32Array): number {
+export function argmax(row: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;

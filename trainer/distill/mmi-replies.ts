@@ -14,7 +14,7 @@
  * with plain greedy and beam search.
  */
 import type { InferenceModel } from '../../model/inference/inference-model.ts';
-import { applyRepetitionPenalty, logSoftmax } from '../../model/decode/logits.ts';
+import { applyRepetitionPenalty, argmax, logSoftmax } from '../../model/decode/logits.ts';
 
 export interface MmiOptions {
   /** Weight of the reply-only language model (0 = greedy). */
@@ -52,7 +52,8 @@ export async function mmiReplies(
   for (let start = 0; start < prompts.length; start += o.batchSize) {
     const batch = prompts.slice(start, start + o.batchSize).map((p) => [...p]);
     let given = await model.prefill(batch);
-    let alone = await model.prefill(batch.map(() => [...emptyPrompt]));
+    // The reply-only model is needed for the opening tokens only; its cache is dropped after them.
+    let alone = o.antiLmTokens > 0 && o.lambda !== 0 ? await model.prefill(batch.map(() => [...emptyPrompt])) : null;
     const replies = batch.map(() => [] as number[]);
     const ended = batch.map(() => false);
     try {
@@ -63,29 +64,30 @@ export async function mmiReplies(
           for (const id of control.banned) logits[id] = -Infinity;
           applyRepetitionPenalty(logits, replies[i], o.repetitionPenalty, control.exempt);
           const score = logSoftmax(logits); // (V)
-          if (t < o.antiLmTokens && o.lambda !== 0) {
+          if (alone) {
             const replyLm = logSoftmax(alone.logits[i]); // (V)
-            let top = -Infinity;
-            for (const v of score) top = Math.max(top, v);
-            const floor = o.plausibility > 0 ? top + Math.log(o.plausibility) : -Infinity;
+            const floor = o.plausibility > 0 ? score[argmax(score)] + Math.log(o.plausibility) : -Infinity;
             for (let v = 0; v < score.length; v++) {
               if (score[v] < floor) score[v] = -Infinity;
               else if (v !== control.eotId) score[v] -= o.lambda * replyLm[v];
             }
           }
-          let best = 0;
-          for (let v = 1; v < score.length; v++) if (score[v] > score[best]) best = v;
+          const best = argmax(score);
           if (best === control.eotId) ended[i] = true;
           else replies[i].push(best);
           return best;
         });
         if (ended.every(Boolean)) break;
         given = await model.step(given.cache, next);
-        alone = await model.step(alone.cache, next);
+        if (alone && t + 1 >= o.antiLmTokens) {
+          alone.cache.dispose();
+          alone = null;
+        }
+        if (alone) alone = await model.step(alone.cache, next);
       }
     } finally {
       given.cache.dispose();
-      alone.cache.dispose();
+      alone?.cache.dispose();
     }
     replies.forEach((ids, i) => out.push({ ids, ended: ended[i] }));
   }

@@ -134,22 +134,28 @@ export async function runDistillStage(given: DistillStageConfig, explicit: Set<s
     ({ loaded, cfg } = await loadResumedRun(out, given, explicit, log));
   }
   const init = cfg.init || runDir('sft');
-  const { model: policy, tokenizer, meta } = await loadModel(init, { expectKind: 'policy' });
+  // Fresh, the SFT policy is both where the targets come from and the model trained. Resumed, the
+  // saved checkpoint is trained, and the SFT policy is loaded only if the targets must be decoded again.
+  const start = loaded ?? (await loadModel(init, { expectKind: 'policy' }));
+  const { model, tokenizer } = start;
   try {
     const corpusDir = corpusDirOf(cfg.corpusDir);
     const { dialogues } = await loadCornellDialogues(cornellPaths(corpusDir), { log });
-    // The targets come from the starting policy; a resumed run trains the checkpoint it saved.
     const targetsPath = `${out}.targets.jsonl`;
     const settings = targetSettings(cfg, init);
     let targets = await loadTargets(targetsPath, settings, log);
     if (targets) log(`reusing ${targets.length} targets from ${targetsPath}`);
     else {
-      log(`policy ${init} (step ${meta.step}): decoding targets`);
-      targets = await makeTargets(cfg, policy, tokenizer, dialogues.train, log);
+      const source = loaded ? await loadModel(init, { expectKind: 'policy' }) : start;
+      try {
+        log(`policy ${init} (step ${source.meta.step}): decoding targets`);
+        targets = await makeTargets(cfg, source.model, tokenizer, dialogues.train, log);
+      } finally {
+        if (source !== start) source.model.dispose();
+      }
       await writeFileAtomically(targetsPath, [JSON.stringify({ settings }), ...targets.map((t) => JSON.stringify(t))].join('\n') + '\n');
     }
     if (targets.length === 0) throw new Error('distill: the policy gave only empty replies; nothing to train on');
-    const model = loaded?.model ?? policy;
     const T = model.config.context;
     const asSeqs = (ds: readonly (readonly ChatMessage[])[]): MaskedSequence[] => ds.flatMap((m) => dialogueSequences(tokenizer, m, T + 1));
     const targetSeqs = asSeqs(targets.map((t) => [{ role: 'user', content: t.prompt }, { role: 'assistant', content: t.reply }]));
@@ -167,7 +173,6 @@ export async function runDistillStage(given: DistillStageConfig, explicit: Set<s
     const result = await runTraining({ stage: 'distill', model, tokenizer, train, heldOut, loop: pickLoop(cfg), config: cfg, out, parent: init, resume: loaded?.resume, progress });
     return { ...result, out, targets: targets.length };
   } finally {
-    loaded?.model.dispose();
-    policy.dispose();
+    model.dispose();
   }
 }

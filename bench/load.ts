@@ -114,8 +114,8 @@ export interface LoadReport {
   inference_engine: string | null;
   /**
    * Where the time went, for a server started here: the engine worker's prefill and step time, and
-   * how busy this process's main thread was (it runs the simulated users, the sockets and the
-   * embedded database).
+   * how busy this process's main thread was (it runs the simulated users and the sockets) and the
+   * embedded database's thread (the time its queries took: one thread runs them one at a time).
    */
   time: {
     prefill_s: number;
@@ -125,6 +125,8 @@ export interface LoadReport {
     steps: number;
     engine_busy_share: number;
     main_thread_busy_share: number;
+    database_queries: number | null;
+    database_busy_share: number | null;
   } | null;
 }
 
@@ -171,7 +173,7 @@ function summaryText(r: LoadReport): string {
     `  rating       ${d(r.latency_ms.rating)}`,
     `  tokens       ${r.tokens.completion_tokens} in ${r.elapsed_s}s = ${r.tokens.tokens_per_s} tokens/s`,
     `  memory       start ${mem(r.memory.start)}; end ${mem(r.memory.end)} (${r.memory.source})`,
-    `  engine       ${r.inference_engine ?? '—'}${r.time ? `: prefill ${r.time.prefill_s}s (${r.time.prefills} calls, ${r.time.prefill_rows} rows), step ${r.time.step_s}s (${r.time.steps} steps), busy ${r.time.engine_busy_share}; main thread busy ${r.time.main_thread_busy_share}` : ''}`,
+    `  engine       ${r.inference_engine ?? '—'}${r.time ? `: prefill ${r.time.prefill_s}s (${r.time.prefills} calls, ${r.time.prefill_rows} rows), step ${r.time.step_s}s (${r.time.steps} steps), busy ${r.time.engine_busy_share}; main thread busy ${r.time.main_thread_busy_share}; database ${r.time.database_queries ?? '—'} queries, busy ${r.time.database_busy_share ?? '—'}` : ''}`,
     '',
   ].join('\n');
 }
@@ -214,6 +216,7 @@ async function main(argv: string[]): Promise<number> {
     const start = await memory();
     const health = (await (await fetch(`${url}/health`)).json()) as { inference_engine?: { name: string } };
     const engineBefore = server ? await server.server.deps.engine.stats() : null;
+    const databaseBefore = server?.databaseStats() ?? null;
     const eluBefore = perfHooks.performance.eventLoopUtilization();
     log(`${args.clients} clients for ${args.seconds}s against ${url}`);
     const clients = await connectClients(url, args.clients, { timeoutMs: 120_000, prefix: 'u' });
@@ -229,6 +232,7 @@ async function main(argv: string[]): Promise<number> {
     const elapsedS = (performance.now() - t0) / 1000;
     const elu = perfHooks.performance.eventLoopUtilization(eluBefore);
     const engineAfter = server ? await server.server.deps.engine.stats() : null;
+    const databaseAfter = server?.databaseStats() ?? null;
     const end = await memory();
     const time =
       engineBefore && engineAfter
@@ -240,6 +244,8 @@ async function main(argv: string[]): Promise<number> {
             steps: engineAfter.steps - engineBefore.steps,
             engine_busy_share: round((engineAfter.prefillMs - engineBefore.prefillMs + engineAfter.stepMs - engineBefore.stepMs) / 1000 / elapsedS, 3),
             main_thread_busy_share: round(elu.utilization, 3),
+            database_queries: databaseBefore && databaseAfter ? databaseAfter.queries - databaseBefore.queries : null,
+            database_busy_share: databaseBefore && databaseAfter ? round((databaseAfter.busyMs - databaseBefore.busyMs) / 1000 / elapsedS, 3) : null,
           }
         : null;
     const out: LoadReport = {

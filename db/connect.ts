@@ -5,7 +5,7 @@ import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from './pglite-dialect.ts';
-import { PGliteRemote } from './pglite-remote.ts';
+import { PGliteRemote, type EmbeddedDatabaseStats } from './pglite-remote.ts';
 import pg from 'pg';
 import { makePrivate } from './private-files.ts';
 import type { Database } from './schema.ts';
@@ -19,6 +19,8 @@ export interface DatabaseHandle {
   connectionString?: string;
   /** Closes the pool or the embedded database (idempotent). */
   close(): Promise<void>;
+  /** The embedded database's query count and busy time (pglite only: its one thread is a shared resource). */
+  stats?(): EmbeddedDatabaseStats;
 }
 
 interface OpenDatabaseOptions {
@@ -131,6 +133,7 @@ function pgliteHandle(pglite: PGliteRemote, unlock: () => Promise<void>): Databa
   return {
     db,
     kind: 'pglite',
+    stats: () => pglite.stats(),
     close: () =>
       (closing ??= (async () => {
         try {

@@ -13,7 +13,7 @@ interface PlainError {
 type FromThread =
   | { type: 'ready' }
   | { type: 'failed'; error: PlainError }
-  | { type: 'result'; id: number; rows?: unknown[]; affectedRows?: number; error?: PlainError }
+  | { type: 'result'; id: number; rows?: unknown[]; affectedRows?: number; error?: PlainError; busyMs: number }
   | { type: 'closed' };
 
 export interface QueryResult<R> {
@@ -31,7 +31,14 @@ export class EmbeddedDatabaseError extends Error {
   }
 }
 
+/** Queries answered so far, and how long the database thread has been busy (its event loop's active time). */
+export interface EmbeddedDatabaseStats {
+  queries: number;
+  busyMs: number;
+}
+
 export class PGliteRemote {
+  private readonly counted: EmbeddedDatabaseStats = { queries: 0, busyMs: 0 };
   private readonly pending = new Map<number, { resolve: (r: QueryResult<unknown>) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private stopped: Error | null = null;
@@ -40,6 +47,8 @@ export class PGliteRemote {
   private constructor(private readonly worker: Worker) {
     worker.on('message', (msg: FromThread) => {
       if (msg.type !== 'result') return;
+      this.counted.queries += 1;
+      this.counted.busyMs = msg.busyMs;
       const call = this.pending.get(msg.id);
       this.pending.delete(msg.id);
       if (msg.error) call?.reject(new EmbeddedDatabaseError(msg.error));
@@ -66,6 +75,10 @@ export class PGliteRemote {
       throw new EmbeddedDatabaseError(ready.error);
     }
     return new PGliteRemote(worker);
+  }
+
+  stats(): EmbeddedDatabaseStats {
+    return { ...this.counted };
   }
 
   get closed(): boolean {

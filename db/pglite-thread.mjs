@@ -4,6 +4,9 @@
 //   in:  { type: 'query', id, sql, params } | { type: 'close' }
 //   out: { type: 'ready' } | { type: 'failed', error } | { type: 'result', id, rows, affectedRows }
 //        | { type: 'result', id, error } | { type: 'closed' }
+//   Every result carries `busyMs`: how long this thread's event loop has been busy since it started
+//   (the database's share of the machine in the load test; a per-query timer would also count the
+//   time a query waits behind the others inside PGlite).
 // Errors travel as plain objects with PostgreSQL's fields (code, constraint, ...), because the
 // repositories read the SQLSTATE and the constraint's name.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -43,9 +46,9 @@ port.on('message', async (msg) => {
   if (msg.type === 'query') {
     try {
       const { rows, affectedRows } = await pglite.query(msg.sql, msg.params, { rowMode: 'object' });
-      port.postMessage({ type: 'result', id: msg.id, rows, affectedRows });
+      port.postMessage({ type: 'result', id: msg.id, rows, affectedRows, busyMs: performance.eventLoopUtilization().active });
     } catch (error) {
-      port.postMessage({ type: 'result', id: msg.id, error: plainError(error) });
+      port.postMessage({ type: 'result', id: msg.id, error: plainError(error), busyMs: performance.eventLoopUtilization().active });
     }
   } else if (msg.type === 'close') {
     if (!pglite.closed) await pglite.close();

@@ -66,6 +66,16 @@ describe('the embedded database thread', () => {
     assert.deepEqual(order, ['commit', 'outside [2,3]']);
   });
 
+  it('counts the queries it answers and its thread\'s busy time', async () => {
+    const before = handle.stats!();
+    // A statement that keeps the thread busy for a measurable time.
+    await sql`select count(*) from generate_series(1, 200000)`.execute(handle.db);
+    await sql`select 1`.execute(handle.db);
+    const after = handle.stats!();
+    assert.equal(after.queries - before.queries, 2);
+    assert.ok(after.busyMs > before.busyMs, `busy time ${before.busyMs} -> ${after.busyMs} ms`);
+  });
+
   it('after close, a query fails with an error that says the database is closed', async () => {
     const remote = await PGliteRemote.open();
     assert.deepEqual((await remote.query<{ x: number }>('select 1 as x')).rows, [{ x: 1 }]);

@@ -36,6 +36,8 @@ export interface LocalServer {
   url: string;
   adminToken: string;
   server: RunningServer;
+  /** The embedded database's query count and busy time so far. */
+  databaseStats(): { queries: number; busyMs: number } | null;
   model: { source: 'checkpoint' | 'random-init'; checkpoint: string; preset: PresetName | null; params: number | null; config: Record<string, unknown> | null };
   /** Registers a copy of the served checkpoint as another (candidate) policy version; returns its id. */
   addPolicyVersion(): Promise<number>;
@@ -119,13 +121,14 @@ export async function startLocalServer(choice: ModelChoice, { log, env = {} }: L
     // The server logs JSON lines on stdout by default; the benchmarks keep stdout for their result.
     const level: LogLevel = process.env.LOG_LEVEL ? loadConfig({ env: settings }).logLevel : 'error';
     const logger = pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
-    const { server, close } = await startInProcessServer({ database: await openMemoryDatabase(), env: settings, logger });
+    const { server, close, database } = await startInProcessServer({ database: await openMemoryDatabase(), env: settings, logger });
     const loaded = server.deps.engine.activeModel;
     let copies = 0;
     return {
       url: server.url,
       adminToken,
       server,
+      databaseStats: () => database.stats?.() ?? null,
       model: {
         source: choice.kind === 'checkpoint' ? 'checkpoint' : 'random-init',
         checkpoint,

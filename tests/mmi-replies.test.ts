@@ -11,7 +11,7 @@ import { logSoftmax } from '../model/decode/logits.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import { mmiReplies } from '../trainer/distill/mmi-replies.ts';
-import { loadTargets } from '../trainer/stages/distill.ts';
+import { keepTargets, loadTargets, openingOf } from '../trainer/stages/distill.ts';
 import { emptyPromptIds } from '../trainer/reward/relevance.ts';
 import { trainedTinyModel } from './helpers/tiny-model.ts';
 
@@ -106,5 +106,16 @@ describe('the distill stage\'s saved targets', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test('keeps the best ranked targets, at most maxSame of them opening with the same two words', () => {
+    assert.equal(openingOf('  But   IF you don\'t?'), 'but if');
+    assert.equal(openingOf('No.'), 'no.');
+    const t = (reply: string, score: number) => ({ prompt: 'p', reply, score });
+    const ranked = [t('But if you do?', 5), t('But if not?', 4), t('but if so.', 3), t('Yes.', 2), t('No way.', 1), t('Maybe.', 0)];
+    assert.deepEqual(keepTargets(ranked, 4, 2).map((x) => x.reply), ['But if you do?', 'But if not?', 'Yes.', 'No way.']);
+    assert.deepEqual(keepTargets(ranked, 4, 100).map((x) => x.reply), ['But if you do?', 'But if not?', 'but if so.', 'Yes.']);
+    // Fewer allowed than asked for: all that the cap lets through.
+    assert.deepEqual(keepTargets(ranked, 10, 1).map((x) => x.reply), ['But if you do?', 'Yes.', 'No way.', 'Maybe.']);
   });
 });

@@ -46,6 +46,7 @@ export const DistillStageSchema = z
     repetitionPenalty: z.number().min(1).max(10).default(1.2).describe('repetition penalty while decoding the targets'),
     maxNewTokens: z.number().int().min(1).max(128).default(32).describe('longest target reply in tokens (ones cut there rank after every reply that ended)'),
     keepShare: z.number().positive().max(1).default(0.5).describe('share of the targets kept, the highest scored by the reward model'),
+    maxSameOpening: z.number().int().min(1).max(100_000).default(20).describe('most targets kept that open with the same two words (the rest give way to the next best replies)'),
     cornellShare: z.number().min(0).max(0.9).default(0.4).describe('share of the non-pretraining steps that are Cornell SFT batches'),
     pretrainShare: z.number().min(0).max(0.9).default(0.2).describe('share of steps that are pretraining batches (WikiText + Brown)'),
     ...loopFields({ epochs: 1000, maxSteps: 400, scheduleSteps: 400, batchSize: 16, lr: 3e-4, minLr: 3e-5, warmupSteps: 20, weightDecay: 0.1, gradClip: 1, evalEvery: 100, evalBatches: 16, checkpointEvery: 100, seed: 1 }),
@@ -61,8 +62,8 @@ interface Target {
 
 /** Everything the targets depend on; a targets file made with other settings is not reused. */
 function targetSettings(cfg: DistillStageConfig, init: string) {
-  const { reward, prompts, lambda, antiLmTokens, plausibility, repetitionPenalty, maxNewTokens, keepShare, seed } = cfg;
-  return { init, reward, prompts, lambda, antiLmTokens, plausibility, repetitionPenalty, maxNewTokens, keepShare, seed };
+  const { reward, prompts, lambda, antiLmTokens, plausibility, repetitionPenalty, maxNewTokens, keepShare, maxSameOpening, seed } = cfg;
+  return { init, reward, prompts, lambda, antiLmTokens, plausibility, repetitionPenalty, maxNewTokens, keepShare, maxSameOpening, seed };
 }
 
 async function makeTargets(cfg: DistillStageConfig, policy: GPT, tokenizer: Tokenizer, train: CornellDialogue[], log: (line: string) => void): Promise<Target[]> {
@@ -97,8 +98,33 @@ async function makeTargets(cfg: DistillStageConfig, policy: GPT, tokenizer: Toke
   }
   // Replies that ended their turn first (a cut one would teach the policy to run on), best score first.
   const ranked = candidates.map((c, i) => ({ prompt: c.prompt[0].content, reply: c.reply, score: scores[i], ended: c.ended })).sort((a, b) => Number(b.ended) - Number(a.ended) || b.score - a.score);
-  const kept = ranked.slice(0, Math.round(cfg.keepShare * ranked.length)).map(({ prompt, reply, score }) => ({ prompt, reply, score }));
+  const kept = keepTargets(ranked, Math.round(cfg.keepShare * ranked.length), cfg.maxSameOpening);
   log(`scored by ${reward.describe} in ${((performance.now() - t0) / 1000).toFixed(0)} s; kept the best ${kept.length} (score >= ${kept.at(-1)?.score.toFixed(3)})`);
+  return kept;
+}
+
+/** A reply's first two words, lower-cased: "But if you don't?" -> "but if". */
+export function openingOf(reply: string): string {
+  return reply.toLowerCase().split(/\s+/).filter(Boolean).slice(0, 2).join(' ');
+}
+
+/**
+ * The first `count` of the ranked targets, skipping a reply once `maxSame` kept replies open with
+ * its first two words. The anti-LM term favours openings that are rare in replies overall yet
+ * plausible after many prompts ("But if ..."); uncapped, one of them fills the targets and the
+ * policy learns it as its new answer to everything.
+ */
+export function keepTargets(ranked: readonly Target[], count: number, maxSame: number): Target[] {
+  const opened = new Map<string, number>();
+  const kept: Target[] = [];
+  for (const { prompt, reply, score } of ranked) {
+    if (kept.length >= count) break;
+    const opening = openingOf(reply);
+    const n = opened.get(opening) ?? 0;
+    if (n >= maxSame) continue;
+    opened.set(opening, n + 1);
+    kept.push({ prompt, reply, score });
+  }
   return kept;
 }
 

@@ -124,6 +124,8 @@ export interface LoadReport {
     prefill_rows: number;
     steps: number;
     engine_busy_share: number;
+    /** The engine worker thread: forward passes plus decoding, logit processing and messages. */
+    engine_thread_busy_share: number;
     main_thread_busy_share: number;
     database_queries: number | null;
     database_busy_share: number | null;
@@ -173,7 +175,7 @@ function summaryText(r: LoadReport): string {
     `  rating       ${d(r.latency_ms.rating)}`,
     `  tokens       ${r.tokens.completion_tokens} in ${r.elapsed_s}s = ${r.tokens.tokens_per_s} tokens/s`,
     `  memory       start ${mem(r.memory.start)}; end ${mem(r.memory.end)} (${r.memory.source})`,
-    `  engine       ${r.inference_engine ?? '—'}${r.time ? `: prefill ${r.time.prefill_s}s (${r.time.prefills} calls, ${r.time.prefill_rows} rows), step ${r.time.step_s}s (${r.time.steps} steps), busy ${r.time.engine_busy_share}; main thread busy ${r.time.main_thread_busy_share}; database ${r.time.database_queries ?? '—'} queries, busy ${r.time.database_busy_share ?? '—'}` : ''}`,
+    `  engine       ${r.inference_engine ?? '—'}${r.time ? `: prefill ${r.time.prefill_s}s (${r.time.prefills} calls, ${r.time.prefill_rows} rows), step ${r.time.step_s}s (${r.time.steps} steps), busy ${r.time.engine_busy_share} (its thread ${r.time.engine_thread_busy_share}); main thread busy ${r.time.main_thread_busy_share}; database ${r.time.database_queries ?? '—'} queries, busy ${r.time.database_busy_share ?? '—'}` : ''}`,
     '',
   ].join('\n');
 }
@@ -243,6 +245,7 @@ async function main(argv: string[]): Promise<number> {
             prefill_rows: engineAfter.prefillRows - engineBefore.prefillRows,
             steps: engineAfter.steps - engineBefore.steps,
             engine_busy_share: round((engineAfter.prefillMs - engineBefore.prefillMs + engineAfter.stepMs - engineBefore.stepMs) / 1000 / elapsedS, 3),
+            engine_thread_busy_share: round((engineAfter.busyMs - engineBefore.busyMs) / 1000 / elapsedS, 3),
             main_thread_busy_share: round(elu.utilization, 3),
             database_queries: databaseBefore && databaseAfter ? databaseAfter.queries - databaseBefore.queries : null,
             database_busy_share: databaseBefore && databaseAfter ? round((databaseAfter.busyMs - databaseBefore.busyMs) / 1000 / elapsedS, 3) : null,

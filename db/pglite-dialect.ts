@@ -1,7 +1,8 @@
 // kysely's dialect for PGlite, the embedded PostgreSQL: PostgreSQL's SQL, adapter and introspection
-// over one PGlite instance in its own thread (pglite-remote.ts). PGlite is a single connection: kysely
-// takes it for one query or one whole transaction at a time (a mutex, as kysely's own SQLite driver
-// does), so a transaction is plain BEGIN ... COMMIT on it: nothing else can run in between.
+// over one PGlite instance in its own thread (pglite-remote.ts). PGlite is a single session, but the
+// thread queues queries and keeps transactions whole (pglite-thread.mjs), so every kysely connection
+// here is a light handle on it: queries from different requests are sent without waiting for each
+// other, and a transaction is BEGIN ... COMMIT whose statements carry the transaction's id.
 import type { PGliteRemote } from './pglite-remote.ts';
 import {
   CompiledQuery,
@@ -15,11 +16,39 @@ import {
   type QueryResult,
 } from 'kysely';
 
+let nextTransactionId = 1;
+
 class PGliteConnection implements DatabaseConnection {
+  /** The transaction open on this handle, if any. */
+  private txn: number | null = null;
+
   constructor(private readonly pglite: PGliteRemote) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const { affectedRows, rows } = await this.pglite.query<R>(query.sql, [...query.parameters]);
+    return this.send<R>(query);
+  }
+
+  async begin(): Promise<void> {
+    if (this.txn !== null) throw new Error('a transaction is already open on this connection');
+    this.txn = nextTransactionId++;
+    await this.send(CompiledQuery.raw('begin'));
+  }
+
+  /**
+   * COMMIT or ROLLBACK: the transaction ends (and the thread runs other work again) even if it fails.
+   * A ROLLBACK after a failed COMMIT (kysely sends one) has nothing left to end.
+   */
+  async end(statement: 'commit' | 'rollback'): Promise<void> {
+    const id = this.txn;
+    if (id === null && statement === 'rollback') return;
+    if (id === null) throw new Error('commit without an open transaction');
+    this.txn = null;
+    await this.pglite.query(statement, [], { id, end: true });
+  }
+
+  private async send<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const txn = this.txn === null ? undefined : { id: this.txn };
+    const { affectedRows, rows } = await this.pglite.query<R>(query.sql, [...query.parameters], txn);
     return { numAffectedRows: affectedRows != null ? BigInt(affectedRows) : undefined, rows };
   }
 
@@ -30,37 +59,21 @@ class PGliteConnection implements DatabaseConnection {
 }
 
 class PGliteDriver implements Driver {
-  private readonly connection: PGliteConnection;
-  /** Settles when the connection's current holder releases it. */
-  private held: Promise<void> = Promise.resolve();
-  private release: (() => void) | null = null;
-
-  constructor(private readonly pglite: PGliteRemote) {
-    this.connection = new PGliteConnection(pglite);
-  }
+  constructor(private readonly pglite: PGliteRemote) {}
   async init(): Promise<void> {}
   async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.held;
-    let release!: () => void;
-    this.held = new Promise<void>((resolve) => (release = resolve));
-    await previous;
-    this.release = release;
-    return this.connection;
+    return new PGliteConnection(this.pglite);
   }
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin'));
+    await (connection as PGliteConnection).begin();
   }
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
+    await (connection as PGliteConnection).end('commit');
   }
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'));
+    await (connection as PGliteConnection).end('rollback');
   }
-  async releaseConnection(): Promise<void> {
-    const release = this.release;
-    this.release = null;
-    release?.();
-  }
+  async releaseConnection(): Promise<void> {}
   async destroy(): Promise<void> {
     await this.pglite.close();
   }

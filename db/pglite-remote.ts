@@ -85,12 +85,17 @@ export class PGliteRemote {
     return this.stopped !== null;
   }
 
-  query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+  /**
+   * Sends a query without waiting for the ones before it (the thread runs them in order). Inside a
+   * transaction every statement names it (`txn`; the first is its BEGIN, the one with `end` its
+   * COMMIT or ROLLBACK): while it is open, the thread runs nothing else.
+   */
+  query<R>(sql: string, params: readonly unknown[] = [], txn?: { id: number; end?: boolean }): Promise<QueryResult<R>> {
     if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
     return new Promise<QueryResult<R>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (r: QueryResult<unknown>) => void, reject });
-      this.worker.postMessage({ type: 'query', id, sql, params });
+      this.worker.postMessage({ type: 'query', id, sql, params, txn: txn?.id, end: txn?.end });
     });
   }
 

@@ -1,7 +1,7 @@
 // The embedded database's own thread: PGlite (PostgreSQL compiled to WebAssembly) runs here so that
 // query execution and result parsing do not take the server's event loop, which streams tokens.
 // Plain JavaScript so that it starts without a TypeScript loader. Protocol (pglite-remote.ts):
-//   in:  { type: 'query', id, sql, params } | { type: 'close' }
+//   in:  { type: 'query', id, sql, params, txn?, end? } | { type: 'close' }
 //   out: { type: 'ready' } | { type: 'failed', error } | { type: 'result', id, rows, affectedRows }
 //        | { type: 'result', id, error } | { type: 'closed' }
 //   Every result carries `busyMs`: how long this thread's event loop has been busy since it started
@@ -42,17 +42,63 @@ try {
   port.postMessage({ type: 'failed', error: plainError(error) });
 }
 
-port.on('message', async (msg) => {
-  if (msg.type === 'query') {
-    try {
-      const { rows, affectedRows } = await pglite.query(msg.sql, msg.params, { rowMode: 'object' });
-      port.postMessage({ type: 'result', id: msg.id, rows, affectedRows, busyMs: performance.eventLoopUtilization().active });
-    } catch (error) {
-      port.postMessage({ type: 'result', id: msg.id, error: plainError(error), busyMs: performance.eventLoopUtilization().active });
-    }
-  } else if (msg.type === 'close') {
-    if (!pglite.closed) await pglite.close();
-    port.postMessage({ type: 'closed' });
-    port.close();
+// Queries are queued here, so the main thread can send the next ones without waiting for the
+// answers: the database never idles while the main thread is busy with sockets. PGlite is one
+// session, so a transaction must not interleave with anything else: its statements carry `txn` (the
+// first one is its BEGIN), and while it is open only its own statements run; the others wait in the
+// queue, in order, until the statement marked `end` (COMMIT or ROLLBACK) has run.
+const queue = [];
+let activeTxn = null;
+let pumping = false;
+let closing = false;
+
+/** Runs one query and posts its result; whether it succeeded. */
+async function run(msg) {
+  try {
+    const { rows, affectedRows } = await pglite.query(msg.sql, msg.params, { rowMode: 'object' });
+    port.postMessage({ type: 'result', id: msg.id, rows, affectedRows, busyMs: performance.eventLoopUtilization().active });
+    return true;
+  } catch (error) {
+    port.postMessage({ type: 'result', id: msg.id, error: plainError(error), busyMs: performance.eventLoopUtilization().active });
+    return false;
   }
+}
+
+/** The next query allowed to run: the oldest, or while a transaction is open, its oldest. */
+function nextIndex() {
+  if (activeTxn === null) return queue.length > 0 ? 0 : -1;
+  return queue.findIndex((m) => m.txn === activeTxn);
+}
+
+async function pump() {
+  if (pumping) return;
+  pumping = true;
+  try {
+    for (let i = nextIndex(); i >= 0; i = nextIndex()) {
+      const [msg] = queue.splice(i, 1);
+      const opens = msg.txn != null && activeTxn === null;
+      if (msg.txn != null) activeTxn = msg.end ? null : msg.txn;
+      // A BEGIN that failed opened nothing, and no COMMIT or ROLLBACK will follow it.
+      if (!(await run(msg)) && opens) activeTxn = null;
+    }
+    // Closing waits for what can still run; a transaction left open is rolled back by the close.
+    if (closing) {
+      for (const msg of queue.splice(0)) port.postMessage({ type: 'result', id: msg.id, error: { message: 'the embedded database is closed' }, busyMs: 0 });
+      if (!pglite.closed) await pglite.close();
+      port.postMessage({ type: 'closed' });
+      port.close();
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+port.on('message', (msg) => {
+  if (msg.type === 'query' && closing) {
+    port.postMessage({ type: 'result', id: msg.id, error: { message: 'the embedded database is closed' }, busyMs: 0 });
+    return;
+  }
+  if (msg.type === 'query') queue.push(msg);
+  else if (msg.type === 'close') closing = true;
+  void pump();
 });

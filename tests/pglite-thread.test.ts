@@ -66,6 +66,38 @@ describe('the embedded database thread', () => {
     assert.deepEqual(order, ['commit', 'outside [2,3]']);
   });
 
+  it('queries from many callers run side by side while concurrent transactions never interleave', async () => {
+    await sql`create table q (id serial primary key, txn int not null)`.execute(handle.db);
+    const reads: Promise<unknown>[] = [];
+    await Promise.all(
+      Array.from({ length: 12 }, (_, k) =>
+        handle.db.transaction().execute(async (tx) => {
+          await sql`insert into q (txn) values (${k})`.execute(tx);
+          reads.push(sql`select count(*) from q`.execute(handle.db));
+          await new Promise((r) => setTimeout(r, (k * 7) % 5));
+          await sql`insert into q (txn) values (${k})`.execute(tx);
+        }),
+      ),
+    );
+    await Promise.all(reads);
+    const { rows } = await sql<{ txn: number }>`select txn from q order by id`.execute(handle.db);
+    assert.equal(rows.length, 24);
+    // Each transaction's two rows are next to each other: nothing ran between its statements.
+    for (let i = 0; i < rows.length; i += 2) assert.equal(rows[i].txn, rows[i + 1].txn, `rows ${i} and ${i + 1}: ${JSON.stringify(rows)}`);
+  });
+
+  it('a COMMIT that fails ends the transaction, and the database keeps serving', async () => {
+    await sql`create table d (id int, constraint d_once unique (id) deferrable initially deferred)`.execute(handle.db);
+    await assert.rejects(
+      handle.db.transaction().execute(async (tx) => {
+        await sql`insert into d values (1), (1)`.execute(tx);
+      }),
+      (err: unknown) => sqlState(err) === '23505',
+    );
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from d`.execute(handle.db);
+    assert.deepEqual(rows, [{ n: 0 }]);
+  });
+
   it('counts the queries it answers and its thread\'s busy time', async () => {
     const before = handle.stats!();
     // A statement that keeps the thread busy for a measurable time.

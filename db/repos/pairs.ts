@@ -16,23 +16,29 @@ import { findTranscripts } from './messages.ts';
  * (see feedback.ts).
  */
 export async function syncSiblingPairs(trx: Db, messageId: number): Promise<number[]> {
-  const implied = await trx
-    .selectFrom('ratings as c')
-    .innerJoin('ratings as r', 'r.session_id', 'c.session_id')
-    .innerJoin('messages as mc', 'mc.id', 'c.message_id')
-    .innerJoin('messages as mr', 'mr.id', 'r.message_id')
-    .select(['mc.parent_id as prompt_id', 'c.message_id as chosen_id', 'r.message_id as rejected_id'])
-    .distinct()
-    .where('c.value', '=', 1)
-    .where('r.value', '=', -1)
-    .whereRef('mr.parent_id', '=', 'mc.parent_id')
-    .where('mc.role', '=', 'assistant')
-    .where('mr.role', '=', 'assistant')
-    // Client-sent history turns are context, never a side of a pair.
-    .where('mc.origin', '=', 'generated')
-    .where('mr.origin', '=', 'generated')
-    .where((eb) => eb.or([eb('c.message_id', '=', messageId), eb('r.message_id', '=', messageId)]))
-    .execute();
+  // Two index-driven branches, the message as the chosen side and as the rejected one: from its own
+  // rating to the same session's ratings of its siblings (same parent). One query with an OR across
+  // both ratings led the planner (the embedded database has no statistics) to join every rating with
+  // every other one.
+  const side = (own: 1 | -1) => {
+    const other = own === 1 ? -1 : 1;
+    const [chosen, rejected] = own === 1 ? (['o', 's'] as const) : (['s', 'o'] as const);
+    return trx
+      .selectFrom('messages as x')
+      .innerJoin('ratings as o', 'o.message_id', 'x.id')
+      .innerJoin('messages as m', 'm.parent_id', 'x.parent_id')
+      .innerJoin('ratings as s', (join) => join.onRef('s.message_id', '=', 'm.id').onRef('s.session_id', '=', 'o.session_id'))
+      .select(['x.parent_id as prompt_id', `${chosen}.message_id as chosen_id`, `${rejected}.message_id as rejected_id`])
+      .where('x.id', '=', messageId)
+      .where('o.value', '=', own)
+      .where('s.value', '=', other)
+      // Client-sent history turns are context, never a side of a pair.
+      .where('x.role', '=', 'assistant')
+      .where('x.origin', '=', 'generated')
+      .where('m.role', '=', 'assistant')
+      .where('m.origin', '=', 'generated');
+  };
+  const implied = await side(1).union(side(-1)).execute();
   const key = (chosen: number | null, rejected: number | null) => `${chosen}>${rejected}`;
   const wanted = new Set(implied.map((p) => key(p.chosen_id, p.rejected_id)));
 

@@ -11,7 +11,7 @@
  */
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
 import type { FinishReason, GenerationControl } from './decoder.ts';
-import { logSoftmax, topKIndices } from './logits.ts';
+import { logSumExp, topKIndices } from './logits.ts';
 import type { DecodeOptions } from './options.ts';
 import { processLogits } from './process-logits.ts';
 
@@ -81,11 +81,14 @@ export class BeamDecoder implements StepDecoder {
     const candidates: { beam: number; token: number; score: number; logprob: number }[] = [];
     this.beams.forEach((beam, b) => {
       const raw = logits[b];
-      const modelLp = logSoftmax(raw);
-      const processedLp = logSoftmax(processLogits(Float32Array.from(raw), [...this.prompt, ...beam.tokens], opts, this.exempt, this.banned));
-      for (const token of topKIndices(processedLp, 2 * width)) {
-        if (processedLp[token] === -Infinity) continue;
-        candidates.push({ beam: b, token, score: beam.score + processedLp[token], logprob: beam.logprob + modelLp[token] });
+      const processed = processLogits(Float32Array.from(raw), [...this.prompt, ...beam.tokens], opts, this.exempt, this.banned);
+      // Log-probabilities of the few candidates only: the log-softmax keeps the logits' order.
+      const processedLse = logSumExp(processed);
+      const modelLse = logSumExp(raw);
+      for (const token of topKIndices(processed, 2 * width)) {
+        const lp = processed[token] - processedLse;
+        if (lp === -Infinity) continue;
+        candidates.push({ beam: b, token, score: beam.score + lp, logprob: beam.logprob + (raw[token] - modelLse) });
       }
     });
     candidates.sort((x, y) => y.score - x.score || x.beam - y.beam || x.token - y.token);

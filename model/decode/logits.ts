@@ -43,13 +43,21 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * log(sum(exp(row))), in float64: the softmax's normaliser, so that one token's log-probability is
+ * row[t] - logSumExp(row) without building the whole log-softmax row.
+ */
+export function logSumExp(row: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return max + Math.log(sum);
+}
+
 /** log-softmax of a row, in float64 for the normaliser. */
 export function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
+  const lse = logSumExp(row);
   const out = new Float64Array(row.length);
   for (let i = 0; i < row.length; i++) out[i] = row[i] - lse;
   return out;
@@ -57,22 +65,22 @@ export function logSoftmax(row: Float32Array): Float64Array {
 
 /** Indices of the k largest values, largest first (ties: lower index first). */
 export function topKIndices(row: ArrayLike<number>, k: number): number[] {
-  const idx = Array.from({ length: row.length }, (_, i) => i);
-  if (k >= row.length) return idx.sort((a, b) => row[b] - row[a] || a - b);
-  // Partial selection keeps this O(V log k) for the usual small k.
-  const heap: number[] = [];
-  const worse = (a: number, b: number) => row[a] < row[b] || (row[a] === row[b] && a > b);
-  for (const i of idx) {
-    if (heap.length < k) {
-      heap.push(i);
-      if (heap.length === k) heap.sort((a, b) => (worse(a, b) ? -1 : 1));
-    } else if (worse(heap[0], i)) {
-      heap[0] = i;
-      // restore order by sifting the new element up (heap kept sorted ascending by quality)
-      for (let j = 0; j + 1 < heap.length && worse(heap[j + 1], heap[j]); j++) [heap[j], heap[j + 1]] = [heap[j + 1], heap[j]];
-    }
+  const n = row.length;
+  if (k >= n) return Array.from({ length: n }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+  // One pass keeping the best k in order. Runs per row per decoding step (V values), so the common
+  // case, a value no better than the k-th, is a single comparison; a later index never wins a tie.
+  const top: number[] = [];
+  let worst = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = row[i];
+    if (top.length === k && !(v > worst)) continue;
+    let at = top.length;
+    while (at > 0 && row[top[at - 1]] < v) at--;
+    top.splice(at, 0, i);
+    if (top.length > k) top.pop();
+    worst = row[top[top.length - 1]];
   }
-  return heap.reverse();
+  return top;
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
 import type { FinishReason, GenerationControl } from './decoder.ts';
 import { processLogits } from './process-logits.ts';
-import { argmax, logSoftmax, sampleToken } from './logits.ts';
+import { argmax, logSumExp, sampleToken } from './logits.ts';
 import type { DecodeOptions } from './options.ts';
 import { seededRng, type Rng } from './rng.ts';
 
@@ -40,7 +40,7 @@ export class SamplingDecoder implements StepDecoder {
     const raw = logits[0];
     const processed = processLogits(Float32Array.from(raw), this.history, this.opts, this.exempt, this.banned);
     const token = this.rng ? sampleToken(processed, this.opts, this.rng) : argmax(processed);
-    this.logprob += logSoftmax(raw)[token];
+    this.logprob += raw[token] - logSumExp(raw);
     if (token === this.ctl.eotId) return this.finish([], 'eot');
     this.reply.push(token);
     this.history.push(token);

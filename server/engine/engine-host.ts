@@ -201,7 +201,7 @@ export class EngineHost {
   async stats(): Promise<WorkerStats> {
     if (this.exited) {
       const idle = { liveRows: 0, liveRequests: 0, queued: 0, steps: 0, numTensors: 0, liveModels: 0, liveOrtModels: 0 };
-      return { activeVersion: null, drainingVersions: [], ...idle, prefillMs: 0, stepMs: 0, prefills: 0, prefillRows: 0, rowSteps: 0 };
+      return { activeVersion: null, drainingVersions: [], ...idle, prefillMs: 0, stepMs: 0, prefills: 0, prefillRows: 0, rowSteps: 0, busyMs: 0 };
     }
     return (await this.call({ type: 'stats' })) as WorkerStats;
   }

@@ -43,6 +43,8 @@ export interface WorkerStats {
   prefills: number;
   prefillRows: number;
   rowSteps: number;
+  /** How long the worker thread has been busy since it started (its event loop's active time): forward passes and the per-row decoding work around them. */
+  busyMs: number;
   /** Models the inference engine holds (the active one and those still draining); ORT sessions or tfjs models. */
   liveModels: number;
   /** ONNX Runtime models whose sessions are not released yet (0 with the tfjs engine). */

@@ -9,6 +9,7 @@
  * the new session is built beside the old one from the loaded weights and the tfjs copy is freed.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine } from '../../model/backend.ts';
 import { Batcher } from '../../model/decode/batcher.ts';
@@ -129,6 +130,7 @@ function stats(): WorkerStats {
     prefillRows: sum('prefillRows'),
     rowSteps: sum('rowSteps'),
     numTensors: tf.memory().numTensors,
+    busyMs: performance.eventLoopUtilization().active,
     liveModels: all.length,
     liveOrtModels: liveOrtModels(),
   };

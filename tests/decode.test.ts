@@ -88,6 +88,15 @@ describe('logit processing', () => {
 
   test('top-k keeps the k largest, ties by index; sampling respects top-k and top-p', () => {
     assert.deepEqual(topKIndices(Float32Array.from([0, 3, 3, 1, 5]), 3), [4, 1, 2]);
+    // Against the definition (a stable sort, best first), on rows full of ties and banned tokens.
+    const draw = seededRng(11);
+    for (let t = 0; t < 2000; t++) {
+      const n = 1 + Math.floor(draw() * 40);
+      const r = Float32Array.from({ length: n }, () => (draw() < 0.1 ? -Infinity : Math.floor(draw() * 6) - 3));
+      const k = 1 + Math.floor(draw() * (n + 2));
+      const expected = Array.from({ length: n }, (_, i) => i).sort((a, b) => r[b] - r[a] || a - b).slice(0, k);
+      assert.deepEqual(topKIndices(r, k), expected, `row ${Array.from(r)}, k ${k}`);
+    }
     const rng = seededRng(3);
     const row = Float32Array.from([0, 10, 9.9, -5, 9.8]);
     for (let i = 0; i < 200; i++) {

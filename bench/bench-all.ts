@@ -42,7 +42,7 @@ const USAGE = `usage: npm run bench -- [--json] [--markdown FILE] [--only ${SECT
   --checkpoint DIR   serve this checkpoint instead of a random model
   --runs             train steps and decode runs, medians reported (default 3)
   --concurrency      concurrent streams per streams level (default 1,4,8,16)
-  --rounds           measured rounds per level, after one warm-up round (default 5)
+  --rounds           measured rounds per level, after three warm-up rounds (default 10)
   --max-new-tokens   tokens per reply (default 64)
   --streams          concurrent streams during the swap and memory sections (default 8)
   --swaps            model activations during the swap section (default 3)
@@ -101,7 +101,7 @@ function parse(argv: string[]) {
     checkpoint: checkpointFlag('checkpoint', v.checkpoint),
     runs: intFlag('runs', v.runs, 1, 20, 3),
     concurrency: intListFlag('concurrency', v.concurrency, 1, 64, [1, 4, 8, 16]),
-    rounds: intFlag('rounds', v.rounds, 1, 20, 5),
+    rounds: intFlag('rounds', v.rounds, 1, 100, 10),
     maxNewTokens: intFlag('max-new-tokens', v['max-new-tokens'], 1, 1024, 64),
     streams: intFlag('streams', v.streams, 1, 64, 8),
     swaps: intFlag('swaps', v.swaps, 1, 20, 3),

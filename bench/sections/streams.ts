@@ -1,7 +1,7 @@
 /**
  * `streams`: aggregate tokens/s, time to first token and inter-token latency at several numbers of
  * concurrent WebSocket streams. Per level: that many clients (one session and socket each) send a
- * greedy chat at the same moment, one unmeasured warm-up round, then `rounds` measured rounds; tokens/s
+ * greedy chat at the same moment, three unmeasured warm-up rounds, then `rounds` measured rounds; tokens/s
  * of a round = completion tokens / (last done − first send), reported as the median over rounds.
  * Concurrency 1 is the idle latency: one stream alone on the server.
  */
@@ -33,6 +33,8 @@ export interface StreamsFigures {
 }
 
 /** Every client sends one chat at once; resolves when all have ended. */
+const WARMUP_ROUNDS = 3;
+
 export function chatRound(clients: BenchClient[], decoding: Decoding, r: number): Promise<RequestResult[]> {
   return Promise.all(clients.map((c, i) => c.chat(PROMPTS[(i + r) % PROMPTS.length], decoding)));
 }
@@ -50,7 +52,10 @@ export async function benchStreams(url: string, opts: StreamsOptions, log: (line
   for (const n of opts.levels) {
     const clients = await connectClients(url, n, { timeoutMs: opts.timeoutMs, prefix: `s${n}-` });
     try {
-      await chatRound(clients, decoding, -1); // warm-up: first-use allocations at this batch size
+      // Warm-up: first-use allocations at this batch size, and (at the first level, right after the
+      // server started) the sockets' and decoders' code still running unoptimised: after one round a
+      // single stream ran at half the speed it has later in the same process.
+      for (let w = 1; w <= WARMUP_ROUNDS; w++) await chatRound(clients, decoding, -w);
       const results: RequestResult[] = [];
       const rates: number[] = [];
       for (let r = 0; r < opts.rounds; r++) {

@@ -39,7 +39,7 @@ async function solo(text: string, options: Record<string, unknown>): Promise<Gen
 
 /** Events with the float log-probability rounded: batched and solo forwards differ in the last bits. */
 function comparable(events: GenerationEvent[]) {
-  return events.map((e) => (e.type === 'done' ? { ...e, logprob: Math.round(e.logprob * 1e3) / 1e3 } : e));
+  return events.map((e) => (e.type === 'done' && e.logprob !== null ? { ...e, logprob: Math.round(e.logprob * 1e3) / 1e3 } : e));
 }
 
 /** `eotId: -1` makes a reply that only ends at max_new_tokens (or when cancelled). */

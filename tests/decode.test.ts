@@ -130,10 +130,15 @@ describe('generation', () => {
       const lg = sequenceLogprob(p, g.ids, false);
       const lb = sequenceLogprob(p, b.ids, false);
       // The reported logprob is the model's own (recomputed here without the cache).
-      assert.ok(Math.abs(lb - b.logprob) < 1e-3, `reported ${b.logprob} vs recomputed ${lb}`);
-      assert.ok(Math.abs(lg - g.logprob) < 1e-3, `reported ${g.logprob} vs recomputed ${lg}`);
+      assert.ok(b.logprob !== null && Math.abs(lb - b.logprob) < 1e-3, `reported ${b.logprob} vs recomputed ${lb}`);
+      assert.ok(g.logprob !== null && Math.abs(lg - g.logprob) < 1e-3, `reported ${g.logprob} vs recomputed ${lg}`);
       assert.ok(lb >= lg - 1e-6, `${text}: beam ${lb} < greedy ${lg}`);
       if (lb > lg + 1e-6) strictlyBetter++;
+      // Not asked for: no log-probability, and the same reply (it is never ranked on).
+      const noLp = { ...fixed, logprob: false };
+      const g0 = await generateToEnd(model, p, { strategy: 'greedy', max_new_tokens: 12 }, noLp);
+      const b0 = await generateToEnd(model, p, { strategy: 'beam_search', beam_width: 5, length_penalty: 0, max_new_tokens: 12 }, noLp);
+      assert.deepEqual([g0.ids, g0.logprob, b0.ids, b0.logprob], [g.ids, null, b.ids, null]);
     }
     assert.ok(strictlyBetter > 0, 'beam search finds a more likely reply than greedy on at least one prompt');
   });

@@ -58,6 +58,7 @@ export class BeamDecoder implements StepDecoder {
   readonly maxRows: number;
   private readonly exempt: ReadonlySet<number>;
   private readonly banned: number[];
+  private readonly withLogprob: boolean;
 
   constructor(
     private readonly prompt: readonly number[],
@@ -68,6 +69,7 @@ export class BeamDecoder implements StepDecoder {
     this.maxRows = opts.beam_width;
     this.exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
     this.banned = [...(ctl.banned ?? [])];
+    this.withLogprob = ctl.logprob ?? true;
   }
 
   histories(): number[][] {
@@ -84,7 +86,8 @@ export class BeamDecoder implements StepDecoder {
       const processed = processLogits(Float32Array.from(raw), [...this.prompt, ...beam.tokens], opts, this.exempt, this.banned);
       // Log-probabilities of the few candidates only: the log-softmax keeps the logits' order.
       const processedLse = logSumExp(processed);
-      const modelLse = logSumExp(raw);
+      // The model's own log-probability (no penalties) is only reported, never ranked on.
+      const modelLse = this.withLogprob ? logSumExp(raw) : 0;
       for (const token of topKIndices(processed, 2 * width)) {
         const lp = processed[token] - processedLse;
         if (lp === -Infinity) continue;
@@ -143,7 +146,7 @@ export class BeamDecoder implements StepDecoder {
     if (best.tokens.length > this.streamed) out.push({ type: 'tokens', ids: best.tokens.slice(this.streamed) });
     this.streamed = best.tokens.length;
     const finishReason = reason === 'cancelled' ? 'cancelled' : best.finishReason;
-    out.push({ type: 'done', ids: best.tokens, finishReason, logprob: best.logprob });
+    out.push({ type: 'done', ids: best.tokens, finishReason, logprob: this.withLogprob ? best.logprob : null });
     return { parents: [], tokens: [], events: out, finished: true };
   }
 }

@@ -18,6 +18,7 @@ export class SamplingDecoder implements StepDecoder {
   private readonly exempt: ReadonlySet<number>;
   private readonly banned: number[];
   private ended = false;
+  private readonly withLogprob: boolean;
 
   constructor(
     prompt: readonly number[],
@@ -29,6 +30,7 @@ export class SamplingDecoder implements StepDecoder {
     this.rng = opts.strategy === 'sample' ? seededRng(seed) : null;
     this.exempt = new Set([ctl.eotId, ...(ctl.exempt ?? [])]);
     this.banned = [...(ctl.banned ?? [])];
+    this.withLogprob = ctl.logprob ?? true;
   }
 
   histories(): number[][] {
@@ -40,7 +42,7 @@ export class SamplingDecoder implements StepDecoder {
     const raw = logits[0];
     const processed = processLogits(Float32Array.from(raw), this.history, this.opts, this.exempt, this.banned);
     const token = this.rng ? sampleToken(processed, this.opts, this.rng) : argmax(processed);
-    this.logprob += raw[token] - logSumExp(raw);
+    if (this.withLogprob) this.logprob += raw[token] - logSumExp(raw);
     if (token === this.ctl.eotId) return this.finish([], 'eot');
     this.reply.push(token);
     this.history.push(token);
@@ -55,7 +57,7 @@ export class SamplingDecoder implements StepDecoder {
 
   private finish(events: GenerationEvent[], finishReason: FinishReason): DecoderStep {
     this.ended = true;
-    const done: GenerationEvent = { type: 'done', ids: [...this.reply], finishReason, logprob: this.logprob, seed: this.rng ? this.seed : undefined };
+    const done: GenerationEvent = { type: 'done', ids: [...this.reply], finishReason, logprob: this.withLogprob ? this.logprob : null, seed: this.rng ? this.seed : undefined };
     return { parents: [], tokens: [], events: [...events, done], finished: true };
   }
 }

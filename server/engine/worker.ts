@@ -91,7 +91,8 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
   try {
     const prompt = chatPrompt(served.model.config, served.tokenizer, msg.messages, msg.decoding);
     const text = new ReplyText(served.tokenizer, msg.decoding.stop, prompt.ids.length);
-    const decoder = createDecoder(prompt.ids, msg.decoding, prompt.control);
+    // Replies on the wire carry no log-probability: not computing it saves a pass over the vocabulary per row per step.
+    const decoder = createDecoder(prompt.ids, msg.decoding, { ...prompt.control, logprob: false });
     send({ type: 'started', id: msg.id, version: served.info.version, promptTokens: prompt.ids.length });
     await served.batcher.run({
       prompt: prompt.ids,

@@ -52,14 +52,22 @@ let activeTxn = null;
 let pumping = false;
 let closing = false;
 
-/** Runs one query and posts its result; whether it succeeded. */
+/** Answers query `id`: rows or an error, with the thread's busy time so far. */
+function answer(id, outcome) {
+  port.postMessage({ type: 'result', id, ...outcome, busyMs: performance.eventLoopUtilization().active });
+}
+
+/** A query sent after the close was asked for, or left waiting when it came. */
+const refuse = (msg) => answer(msg.id, { error: { message: 'the embedded database is closed' } });
+
+/** Runs one query and answers it; whether it succeeded. */
 async function run(msg) {
   try {
     const { rows, affectedRows } = await pglite.query(msg.sql, msg.params, { rowMode: 'object' });
-    port.postMessage({ type: 'result', id: msg.id, rows, affectedRows, busyMs: performance.eventLoopUtilization().active });
+    answer(msg.id, { rows, affectedRows });
     return true;
   } catch (error) {
-    port.postMessage({ type: 'result', id: msg.id, error: plainError(error), busyMs: performance.eventLoopUtilization().active });
+    answer(msg.id, { error: plainError(error) });
     return false;
   }
 }
@@ -83,7 +91,7 @@ async function pump() {
     }
     // Closing waits for what can still run; a transaction left open is rolled back by the close.
     if (closing) {
-      for (const msg of queue.splice(0)) port.postMessage({ type: 'result', id: msg.id, error: { message: 'the embedded database is closed' }, busyMs: 0 });
+      queue.splice(0).forEach(refuse);
       if (!pglite.closed) await pglite.close();
       port.postMessage({ type: 'closed' });
       port.close();
@@ -95,7 +103,7 @@ async function pump() {
 
 port.on('message', (msg) => {
   if (msg.type === 'query' && closing) {
-    port.postMessage({ type: 'result', id: msg.id, error: { message: 'the embedded database is closed' }, busyMs: 0 });
+    refuse(msg);
     return;
   }
   if (msg.type === 'query') queue.push(msg);

@@ -2,7 +2,8 @@
  * ONNX Runtime and tfjs compute the same generation function: logits agree within 1e-4 (max absolute)
  * after prefill and over 64 cached steps, for batch 1 and a ragged batch of 5, on the shipped model
  * and two random configs; greedy and beam-search replies to 50 held-out prompts (the Cornell test
- * movies) are identical token for token, decoded through the continuous batch on each engine.
+ * movies) are identical token for token, decoded through the continuous batch on each engine. The
+ * random configs also run the same cache edits (row reorders, drops, joins, trims) on both engines.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -80,6 +81,61 @@ async function compareLogits(tfjsModel: InferenceModel, ortModel: InferenceModel
   return { prefill, steps };
 }
 
+/**
+ * The same cache edits on both engines, with the logits compared after every step: beam-style row
+ * reorders and repeats, dropping rows, joining a shorter and a longer batch, trimming shared padding,
+ * and enough steps to outgrow the ORT cache's first column capacity. The ORT cache edits its buffers
+ * in place where it has room, so each edit is followed by steps that read them.
+ */
+async function compareCacheEdits(tfjsModel: InferenceModel, ortModel: InferenceModel, vocab: number): Promise<number> {
+  const prompt = (n: number, seed: number) => randomPrompt(n, vocab, seed);
+  const a = await tfjsModel.prefill([prompt(4, 1), prompt(11, 2), prompt(7, 3)]);
+  const b = await ortModel.prefill([prompt(4, 1), prompt(11, 2), prompt(7, 3)]);
+  let worst = maxAbsDiff(a.logits, b.logits);
+  let ca: DecodeCache = a.cache;
+  let cb: DecodeCache = b.cache;
+  let logits = a.logits;
+  const steps = async (n: number) => {
+    for (let s = 0; s < n; s++) {
+      const tokens = logits.map(argmax);
+      const ra = await tfjsModel.step(ca, tokens);
+      ca = ra.cache;
+      const rb = await ortModel.step(cb, tokens);
+      cb = rb.cache;
+      worst = Math.max(worst, maxAbsDiff(ra.logits, rb.logits));
+      logits = ra.logits;
+    }
+  };
+  const join = async (prompts: number[][]) => {
+    const ja = await tfjsModel.prefill(prompts);
+    const jb = await ortModel.prefill(prompts);
+    worst = Math.max(worst, maxAbsDiff(ja.logits, jb.logits));
+    ca = tfjsModel.concatRows([ca, ja.cache]);
+    cb = ortModel.concatRows([cb, jb.cache]);
+    logits = [...logits, ...ja.logits];
+  };
+  const select = (rows: number[]) => {
+    ca = ca.selectRows(rows).trimLeft();
+    cb = cb.selectRows(rows).trimLeft();
+    logits = rows.map((r) => logits[r]);
+  };
+  try {
+    await steps(3);
+    select([2, 0, 0]); // reorder and repeat, as beam search forks
+    await steps(4);
+    select([1]); // drop rows: the longest prompt's padding is trimmed away
+    await join([prompt(30, 4)]); // a longer batch joins: the kept row shifts right
+    await steps(5);
+    select([1, 0]);
+    await join([prompt(2, 5), prompt(5, 6)]); // shorter ones join, past the rows held
+    await steps(40); // past 16, 32 and 64 columns
+  } finally {
+    ca.dispose();
+    cb.dispose();
+  }
+  return worst;
+}
+
 before(async () => {
   await initEngine();
 });
@@ -101,6 +157,8 @@ describe('ORT and tfjs logits agree within 1e-4', () => {
           assert.ok(r.prefill < TOLERANCE, `${name} prefill: max |diff| ${r.prefill}`);
           assert.ok(r.steps < TOLERANCE, `${name} steps: max |diff| ${r.steps}`);
         }
+        const edits = await compareCacheEdits(gpt, ort, config.vocabSize);
+        assert.ok(edits < TOLERANCE, `cache edits: max |diff| ${edits}`);
       } finally {
         ort.dispose();
         gpt.dispose();

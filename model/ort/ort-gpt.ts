@@ -1,18 +1,17 @@
 /**
- * GPT generation on ONNX Runtime: the graph of `gpt-graph.ts` built from a config and weights, run
- * by an InferenceSession, behind the same prefill/step interface as the tfjs `GPT`. Prefill (no past,
- * Tn = the longest prompt) and step (a past of Tc columns, Tn = 1) are two sessions of the same
- * weights by default: the prefill graph has no zero-length past inputs to concatenate, and each
- * session's plan stays fixed to one kind of call. `graphs: 'one'` runs both through the step graph
- * with an empty past (kept for the measurement in docs/perf-inference.md).
+ * GPT generation on ONNX Runtime: the graphs of `gpt-graph.ts` built from a config and weights, run
+ * by two InferenceSessions of the same weights, behind the same prefill/step interface as the tfjs
+ * `GPT`: prefill (no past, Tn = the longest prompt) and step (the cache's buffers read in place,
+ * Tn = 1). Each session's plan stays fixed to one kind of call.
  */
 import * as ort from 'onnxruntime-node';
 import { checkStepTokens, chunkMask, layoutPrompts, splitRows } from '../gpt/batch-layout.ts';
 import type { GPTConfig } from '../gpt/config.ts';
 import type { DecodeStep, InferenceModel } from '../inference/inference-model.ts';
 import { countOrtModel } from './live-sessions.ts';
-import { buildGPTGraph, pastKey, pastValue, presentKey, presentValue } from './gpt-graph.ts';
-import { OrtKVCache, type OrtLayerCache } from './ort-kv-cache.ts';
+import { CacheStore, columnsFor, type LayerBuffers } from './cache-store.ts';
+import { buildGPTGraph, newKeysT, newValues, pastKeysT, pastValues } from './gpt-graph.ts';
+import { OrtKVCache } from './ort-kv-cache.ts';
 
 const ORT_PROVIDERS = ['cpu', 'cuda'] as const;
 type OrtProvider = (typeof ORT_PROVIDERS)[number];
@@ -21,8 +20,6 @@ interface OrtOptions {
   /** Intra-op threads per session (default 1: the engine shares the machine with serving and training). */
   threads?: number;
   provider?: OrtProvider;
-  /** Two sessions (prefill without a past, step with one) or one step graph for both. */
-  graphs?: 'one' | 'two';
 }
 
 interface OrtStepResult extends DecodeStep {
@@ -58,14 +55,12 @@ export class OrtGPT implements InferenceModel {
     };
     const step = buildGPTGraph({ config, weights, withPast: true });
     const stepSession = await ort.InferenceSession.create(step.bytes, sessionOptions);
-    let prefillSession = stepSession;
-    if ((opts.graphs ?? 'two') === 'two') {
-      try {
-        prefillSession = await ort.InferenceSession.create(buildGPTGraph({ config, weights, withPast: false }).bytes, sessionOptions);
-      } catch (err) {
-        await stepSession.release();
-        throw err;
-      }
+    let prefillSession: ort.InferenceSession;
+    try {
+      prefillSession = await ort.InferenceSession.create(buildGPTGraph({ config, weights, withPast: false }).bytes, sessionOptions);
+    } catch (err) {
+      await stepSession.release();
+      throw err;
     }
     return new OrtGPT(config, prefillSession, stepSession, step.nodes);
   }
@@ -82,40 +77,38 @@ export class OrtGPT implements InferenceModel {
     if (this.disposed) throw new Error('OrtGPT used after dispose');
   }
 
-  /** One forward of a (B, Tn) chunk; returns logits of `rows` and the extended per-layer cache. */
+  /** One forward of a (B, Tn) chunk; returns logits of `rows` and each layer's new keys (transposed) and values. */
   private async run(
     tokens: Int32Array,
     positions: Int32Array,
     bias: Float32Array,
     batch: number,
     rows: Int32Array,
-    past: { layers: OrtLayerCache[]; length: number } | null,
-  ): Promise<{ logits: Float32Array; layers: OrtLayerCache[]; total: number }> {
+    past: { layers: LayerBuffers[]; cols: number } | null,
+  ): Promise<{ logits: Float32Array; fresh: LayerBuffers[] }> {
     this.assertLive();
     const tn = tokens.length / batch;
-    const tc = past ? past.length : 0;
-    const total = tc + tn;
     const H = this.nHeads;
     const hs = this.headSize;
+    const total = (past ? past.cols : 0) + tn;
     const feeds: Record<string, ort.Tensor> = {
       ids: new ort.Tensor('int32', tokens, [batch, tn]),
       positions: new ort.Tensor('int32', positions, [batch, tn]),
       bias: new ort.Tensor('float32', bias, [batch, 1, tn, total]),
       rows: new ort.Tensor('int32', rows, [rows.length]),
     };
-    const session = past || this.prefillSession === this.stepSession ? this.stepSession : this.prefillSession;
-    if (session === this.stepSession) {
-      for (let l = 0; l < this.config.nLayers; l++) {
-        feeds[pastKey(l)] = new ort.Tensor('float32', past ? past.layers[l].k : new Float32Array(0), [batch, H, tc, hs]);
-        feeds[pastValue(l)] = new ort.Tensor('float32', past ? past.layers[l].v : new Float32Array(0), [batch, H, tc, hs]);
-      }
+    if (past) {
+      past.layers.forEach((l, i) => {
+        feeds[pastKeysT(i)] = new ort.Tensor('float32', l.kt, [batch, H, hs, past.cols]);
+        feeds[pastValues(i)] = new ort.Tensor('float32', l.v, [batch, H, past.cols, hs]);
+      });
     }
-    const out = await session.run(feeds);
-    const layers = Array.from({ length: this.config.nLayers }, (_, l) => ({
-      k: out[presentKey(l)].data as Float32Array,
-      v: out[presentValue(l)].data as Float32Array,
+    const out = await (past ? this.stepSession : this.prefillSession).run(feeds);
+    const fresh = Array.from({ length: this.config.nLayers }, (_, l) => ({
+      kt: out[newKeysT(l)].data as Float32Array,
+      v: out[newValues(l)].data as Float32Array,
     }));
-    return { logits: out.logits.data as Float32Array, layers, total };
+    return { logits: out.logits.data as Float32Array, fresh };
   }
 
   async prefill(prompts: number[][], opts: { allLogits?: boolean } = {}): Promise<OrtStepResult & { all?: Float32Array[][] }> {
@@ -126,7 +119,9 @@ export class OrtGPT implements InferenceModel {
       ? Int32Array.from({ length: batch * tn }, (_, i) => i)
       : Int32Array.from({ length: batch }, (_, b) => b * tn + tn - 1);
     const r = await this.run(tokens, positions, bias, batch, rows, null);
-    const cache = new OrtKVCache(r.layers, keyValid, nextPos, batch, tn, this.nHeads, this.headSize);
+    const store = CacheStore.alloc(this.config.nLayers, batch, columnsFor(tn + 1, this.config.context), this.nHeads, this.headSize);
+    r.fresh.forEach((l, i) => store.writeColumns(i, l.kt, l.v, batch, tn, 0));
+    const cache = new OrtKVCache(store, keyValid, nextPos, batch, tn, this.config.context);
     if (!opts.allLogits) return { logits: splitRows(r.logits, batch, V), cache };
     const flat = splitRows(r.logits, batch * tn, V);
     const all = prompts.map((p, b) => flat.slice(b * tn + tn - p.length, (b + 1) * tn));
@@ -138,13 +133,12 @@ export class OrtGPT implements InferenceModel {
     cache.assertLive();
     checkStepTokens(tokens, cache, this.config);
     const batch = cache.batch;
-    const { keyValid, bias } = chunkMask(new Uint8Array(batch).fill(1), batch, cache);
+    cache.reserveNextColumn();
+    const store = cache.store;
     const rows = Int32Array.from({ length: batch }, (_, b) => b);
-    const r = await this.run(Int32Array.from(tokens), cache.nextPos, bias, batch, rows, cache);
-    const nextPos = Int32Array.from(cache.nextPos, (p) => p + 1);
-    cache.dispose();
-    const next = new OrtKVCache(r.layers, keyValid, nextPos, batch, r.total, this.nHeads, this.headSize);
-    return { logits: splitRows(r.logits, batch, this.config.vocabSize), cache: next };
+    const r = await this.run(Int32Array.from(tokens), cache.nextPos, cache.stepBias(), batch, rows, { layers: store.views(batch), cols: store.colCap });
+    r.fresh.forEach((l, i) => store.writeColumns(i, l.kt, l.v, batch, 1, cache.length));
+    return { logits: splitRows(r.logits, batch, this.config.vocabSize), cache: cache.appended() };
   }
 
   concatRows(caches: OrtKVCache[]): OrtKVCache {
@@ -157,6 +151,6 @@ export class OrtGPT implements InferenceModel {
     this.disposed = true;
     countOrtModel(-1);
     void this.stepSession.release();
-    if (this.prefillSession !== this.stepSession) void this.prefillSession.release();
+    void this.prefillSession.release();
   }
 }

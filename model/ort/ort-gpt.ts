@@ -138,7 +138,10 @@ export class OrtGPT implements InferenceModel {
     const rows = Int32Array.from({ length: batch }, (_, b) => b);
     const r = await this.run(Int32Array.from(tokens), cache.nextPos, cache.stepBias(), batch, rows, { layers: store.views(batch), cols: store.colCap });
     r.fresh.forEach((l, i) => store.writeColumns(i, l.kt, l.v, batch, 1, cache.length));
-    return { logits: splitRows(r.logits, batch, this.config.vocabSize), cache: cache.appended() };
+    // Views, not copies: the output array is this step's alone, and rows are disjoint.
+    const V = this.config.vocabSize;
+    const logits = Array.from({ length: batch }, (_, b) => r.logits.subarray(b * V, (b + 1) * V));
+    return { logits, cache: cache.appended() };
   }
 
   concatRows(caches: OrtKVCache[]): OrtKVCache {

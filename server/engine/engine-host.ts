@@ -296,13 +296,14 @@ export class EngineHost {
       case 'started':
         this.pending.get(msg.id)?.started.resolve({ version: msg.version, promptTokens: msg.promptTokens });
         return;
-      case 'events': {
-        const p = this.pending.get(msg.id);
-        if (!p) return;
-        for (const ev of msg.events) p.queue.push(ev);
-        if (msg.events.some((e) => e.type === 'done')) this.finish(msg.id);
+      case 'events':
+        for (const { id, events } of msg.replies) {
+          const p = this.pending.get(id);
+          if (!p) continue;
+          for (const ev of events) p.queue.push(ev);
+          if (events.some((e) => e.type === 'done')) this.finish(id);
+        }
         return;
-      }
       case 'failed':
         this.finish(msg.id, new EngineRequestError(msg.code, msg.message));
         return;

@@ -56,6 +56,7 @@ export type FromWorker =
   | { type: 'loaded'; requestId: number; info: LoadedModelInfo }
   | { type: 'load_failed'; requestId: number; error: string }
   | { type: 'started'; id: number; version: string; promptTokens: number }
-  | { type: 'events'; id: number; events: ReplyEvent[] }
+  /** The new events of every reply that advanced in one decode step (one message per step, not per reply). */
+  | { type: 'events'; replies: { id: number; events: ReplyEvent[] }[] }
   | { type: 'failed'; id: number; code: 'bad_request' | 'internal' | 'unavailable'; message: string }
   | { type: 'stats'; requestId: number; stats: WorkerStats };

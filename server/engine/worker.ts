@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine } from '../../model/backend.ts';
 import { Batcher } from '../../model/decode/batcher.ts';
-import { chatPrompt, ReplyText } from '../../model/decode/chat-reply.ts';
+import { chatPrompt, ReplyText, type ReplyEvent } from '../../model/decode/chat-reply.ts';
 import { createDecoder } from '../../model/decode/generate.ts';
 import { countParams } from '../../model/gpt/config.ts';
 import { loadModel } from '../../model/checkpoint/gpt-checkpoint.ts';
@@ -34,7 +34,31 @@ interface Served {
 
 const port = parentPort!;
 const { maxRows } = workerData as { maxRows: number };
-const send = (msg: FromWorker) => port.postMessage(msg);
+
+/**
+ * Events wait here until the step that produced them has dispatched every row, then go as one
+ * message: at 8 streams that is one postMessage per step instead of eight. Any other message flushes
+ * them first, so the main thread sees everything in the order it happened.
+ */
+let outbox: { id: number; events: ReplyEvent[] }[] = [];
+
+function flushEvents(): void {
+  if (outbox.length === 0) return;
+  const replies = outbox;
+  outbox = [];
+  port.postMessage({ type: 'events', replies } satisfies FromWorker);
+}
+
+function queueEvents(id: number, events: ReplyEvent[]): void {
+  // The batcher hands out a step's events synchronously; the microtask runs once it awaits.
+  if (outbox.length === 0) queueMicrotask(flushEvents);
+  outbox.push({ id, events });
+}
+
+const send = (msg: FromWorker) => {
+  flushEvents();
+  port.postMessage(msg);
+};
 
 let active: Served | null = null;
 const draining = new Set<Served>();
@@ -101,7 +125,7 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
       signal: controller.signal,
       onEvents: (events) => {
         const out = events.flatMap((ev) => text.push(ev));
-        if (out.length > 0) send({ type: 'events', id: msg.id, events: out });
+        if (out.length > 0) queueEvents(msg.id, out);
         // A stop string ended the text: stop computing too.
         if (text.isDone) controller.abort();
       },

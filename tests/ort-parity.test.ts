@@ -54,31 +54,69 @@ function randomPrompt(length: number, vocab: number, seed: number): number[] {
   });
 }
 
+/**
+ * One decode run on both engines at once: each step feeds both the tfjs engine's greedy tokens, and
+ * the largest logit difference seen is kept. Cache edits are applied to both caches alike.
+ */
+class TwinDecode {
+  worst = 0;
+
+  constructor(
+    private readonly tfjsModel: InferenceModel,
+    private readonly ortModel: InferenceModel,
+    private ca: DecodeCache,
+    private cb: DecodeCache,
+    private logits: Float32Array[],
+  ) {}
+
+  async steps(n: number): Promise<void> {
+    for (let s = 0; s < n; s++) {
+      const tokens = this.logits.map(argmax);
+      const ra = await this.tfjsModel.step(this.ca, tokens);
+      this.ca = ra.cache;
+      const rb = await this.ortModel.step(this.cb, tokens);
+      this.cb = rb.cache;
+      this.worst = Math.max(this.worst, maxAbsDiff(ra.logits, rb.logits));
+      this.logits = ra.logits;
+    }
+  }
+
+  /** New prompts prefilled on both engines and joined after the rows held. */
+  async join(prompts: number[][]): Promise<void> {
+    const ja = await this.tfjsModel.prefill(prompts);
+    const jb = await this.ortModel.prefill(prompts);
+    this.worst = Math.max(this.worst, maxAbsDiff(ja.logits, jb.logits));
+    this.ca = this.tfjsModel.concatRows([this.ca, ja.cache]);
+    this.cb = this.ortModel.concatRows([this.cb, jb.cache]);
+    this.logits = [...this.logits, ...ja.logits];
+  }
+
+  /** Keeps `rows` (reordered or repeated, as beam search forks) and trims padding no row needs. */
+  select(rows: number[]): void {
+    this.ca = this.ca.selectRows(rows).trimLeft();
+    this.cb = this.cb.selectRows(rows).trimLeft();
+    this.logits = rows.map((r) => this.logits[r]);
+  }
+
+  dispose(): void {
+    this.ca.dispose();
+    this.cb.dispose();
+  }
+}
+
 /** Prefill then 64 steps fed the tfjs engine's greedy tokens; the largest logit difference seen at each stage. */
 async function compareLogits(tfjsModel: InferenceModel, ortModel: InferenceModel, prompts: number[][]): Promise<{ prefill: number; steps: number }> {
   const a = await tfjsModel.prefill(prompts, { allLogits: true });
   const b = await ortModel.prefill(prompts, { allLogits: true });
   let prefill = maxAbsDiff(a.logits, b.logits);
   a.all!.forEach((rows, i) => (prefill = Math.max(prefill, maxAbsDiff(rows, b.all![i]))));
-  let ca: DecodeCache = a.cache;
-  let cb: DecodeCache = b.cache;
-  let logits = a.logits;
-  let steps = 0;
+  const twin = new TwinDecode(tfjsModel, ortModel, a.cache, b.cache, a.logits);
   try {
-    for (let s = 0; s < STEPS; s++) {
-      const tokens = logits.map(argmax);
-      const ra = await tfjsModel.step(ca, tokens);
-      ca = ra.cache;
-      const rb = await ortModel.step(cb, tokens);
-      cb = rb.cache;
-      steps = Math.max(steps, maxAbsDiff(ra.logits, rb.logits));
-      logits = ra.logits;
-    }
+    await twin.steps(STEPS);
   } finally {
-    ca.dispose();
-    cb.dispose();
+    twin.dispose();
   }
-  return { prefill, steps };
+  return { prefill, steps: twin.worst };
 }
 
 /**
@@ -88,52 +126,25 @@ async function compareLogits(tfjsModel: InferenceModel, ortModel: InferenceModel
  * in place where it has room, so each edit is followed by steps that read them.
  */
 async function compareCacheEdits(tfjsModel: InferenceModel, ortModel: InferenceModel, vocab: number): Promise<number> {
-  const prompt = (n: number, seed: number) => randomPrompt(n, vocab, seed);
-  const a = await tfjsModel.prefill([prompt(4, 1), prompt(11, 2), prompt(7, 3)]);
-  const b = await ortModel.prefill([prompt(4, 1), prompt(11, 2), prompt(7, 3)]);
-  let worst = maxAbsDiff(a.logits, b.logits);
-  let ca: DecodeCache = a.cache;
-  let cb: DecodeCache = b.cache;
-  let logits = a.logits;
-  const steps = async (n: number) => {
-    for (let s = 0; s < n; s++) {
-      const tokens = logits.map(argmax);
-      const ra = await tfjsModel.step(ca, tokens);
-      ca = ra.cache;
-      const rb = await ortModel.step(cb, tokens);
-      cb = rb.cache;
-      worst = Math.max(worst, maxAbsDiff(ra.logits, rb.logits));
-      logits = ra.logits;
-    }
-  };
-  const join = async (prompts: number[][]) => {
-    const ja = await tfjsModel.prefill(prompts);
-    const jb = await ortModel.prefill(prompts);
-    worst = Math.max(worst, maxAbsDiff(ja.logits, jb.logits));
-    ca = tfjsModel.concatRows([ca, ja.cache]);
-    cb = ortModel.concatRows([cb, jb.cache]);
-    logits = [...logits, ...ja.logits];
-  };
-  const select = (rows: number[]) => {
-    ca = ca.selectRows(rows).trimLeft();
-    cb = cb.selectRows(rows).trimLeft();
-    logits = rows.map((r) => logits[r]);
-  };
+  const prompts = [4, 11, 7].map((n, i) => randomPrompt(n, vocab, i + 1));
+  const a = await tfjsModel.prefill(prompts);
+  const b = await ortModel.prefill(prompts);
+  const twin = new TwinDecode(tfjsModel, ortModel, a.cache, b.cache, a.logits);
+  twin.worst = maxAbsDiff(a.logits, b.logits);
   try {
-    await steps(3);
-    select([2, 0, 0]); // reorder and repeat, as beam search forks
-    await steps(4);
-    select([1]); // drop rows: the longest prompt's padding is trimmed away
-    await join([prompt(30, 4)]); // a longer batch joins: the kept row shifts right
-    await steps(5);
-    select([1, 0]);
-    await join([prompt(2, 5), prompt(5, 6)]); // shorter ones join, past the rows held
-    await steps(40); // past 16, 32 and 64 columns
+    await twin.steps(3);
+    twin.select([2, 0, 0]); // reorder and repeat, as beam search forks
+    await twin.steps(4);
+    twin.select([1]); // drop rows: the longest prompt's padding is trimmed away
+    await twin.join([randomPrompt(30, vocab, 4)]); // a longer batch joins: the kept row shifts right
+    await twin.steps(5);
+    twin.select([1, 0]);
+    await twin.join([randomPrompt(2, vocab, 5), randomPrompt(5, vocab, 6)]); // shorter ones join, past the rows held
+    await twin.steps(40); // past 16, 32 and 64 columns
   } finally {
-    ca.dispose();
-    cb.dispose();
+    twin.dispose();
   }
-  return worst;
+  return twin.worst;
 }
 
 before(async () => {

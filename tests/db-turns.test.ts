@@ -1,8 +1,9 @@
 // A new turn stored in one statement (insertTurn): the conversation, the client messages each under
-// the previous one, and the empty reply rows, on PGlite and (with DATABASE_URL) PostgreSQL.
+// the previous one, and the empty reply rows; and the ends of several replies stored in one statement
+// (finishMessages); on PGlite and (with DATABASE_URL) PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { conversationThread, createConversation, createSession, findThread, getConversation, insertTurn, listConversationMessages, migrateToLatest, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
+import { conversationThread, createConversation, createSession, findThread, finishMessages, getConversation, getMessage, insertModelVersion, insertTurn, listConversationMessages, migrateToLatest, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
 import { openScratchDatabase } from './helpers/scratch-database.ts';
 
 const targets: { name: string; open(): Promise<DatabaseHandle> }[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
@@ -81,6 +82,29 @@ for (const target of targets) {
       await assert.rejects(insertTurn(handle.db, { conversationId: mine.conversationId, sessionId, title: '', parentId: other.parentId, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] }), /foreign key/);
       assert.equal(await count(), before);
       await assert.rejects(insertTurn(handle.db, { conversationId: null, sessionId, title: '', parentId: null, turns: [], replies: [] }), /at least one reply/);
+    });
+
+    it('finishMessages stores every reply its own end in one statement, keeps omitted fields, and skips ids that do not exist', async () => {
+      const t = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'ends', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: { strategy: 'sample' } }, { decoding: { strategy: 'greedy' } }, { decoding: { strategy: 'beam_search' } }] });
+      const version = await insertModelVersion(handle.db, { kind: 'policy', checkpointPath: '/tmp/ends-policy', sha256: 'a'.repeat(64) });
+      const [a, b, c] = t.replyIds;
+      const done = await finishMessages(handle.db, [
+        { id: a, content: 'first', finishReason: 'stop', timings: { ttft_ms: 3, total_ms: 30 }, modelVersionId: version.id, promptTokens: 5, completionTokens: 2, decoding: { strategy: 'sample', seed: 7 } },
+        { id: b, content: 'second', finishReason: 'length', timings: { ttft_ms: 4, total_ms: 40 }, promptTokens: 6, completionTokens: 9 },
+        { id: 987654321, content: 'nobody', finishReason: 'stop', timings: { ttft_ms: 0, total_ms: 0 } },
+        { id: c, content: '', finishReason: 'error', timings: { ttft_ms: 0, total_ms: 1 } },
+      ]);
+      assert.deepEqual(new Set(done), new Set([a, b, c]));
+      const [ra, rb, rc] = await Promise.all([a, b, c].map((id) => getMessage(handle.db, id)));
+      assert.deepEqual(
+        [ra, rb, rc].map((m) => [m?.content, m?.finish_reason, m?.timings, m?.model_version_id === null ? null : Number(m?.model_version_id), m?.prompt_tokens, m?.completion_tokens, m?.decoding]),
+        [
+          ['first', 'stop', { ttft_ms: 3, total_ms: 30 }, Number(version.id), 5, 2, { strategy: 'sample', seed: 7 }],
+          ['second', 'length', { ttft_ms: 4, total_ms: 40 }, null, 6, 9, { strategy: 'greedy' }],
+          ['', 'error', { ttft_ms: 0, total_ms: 1 }, null, null, null, { strategy: 'beam_search' }],
+        ],
+      );
+      assert.deepEqual(await finishMessages(handle.db, []), []);
     });
   });
 }

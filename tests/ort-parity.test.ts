@@ -20,6 +20,7 @@ import { GPT } from '../model/gpt/gpt.ts';
 import { inferenceModel } from '../model/inference/engine-choice.ts';
 import type { DecodeCache, InferenceModel } from '../model/inference/inference-model.ts';
 import { loadModel } from '../model/checkpoint/gpt-checkpoint.ts';
+import { columnsFor } from '../model/ort/cache-store.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import { movieSplit } from '../trainer/data/cornell-dialogues.ts';
 import { normalizeUtterance, parseCornellLines } from '../trainer/data/cornell.ts';
@@ -155,6 +156,13 @@ const RANDOM_CONFIGS: GPTConfig[] = [
   gptConfig('tiny', { vocabSize: 300, context: 96, initSeed: 3 }),
   parseGPTConfig({ vocabSize: 700, context: 128, dModel: 48, nLayers: 3, nHeads: 4, dropout: 0, initSeed: 11 }),
 ];
+
+describe('ORT cache column capacity', () => {
+  test('powers of two from 16, capped at the window while the columns fit in it, geometric past it', () => {
+    assert.deepEqual([1, 16, 17, 33, 90, 96].map((n) => columnsFor(n, 96)), [16, 16, 32, 64, 96, 96]);
+    assert.deepEqual([97, 129].map((n) => columnsFor(n, 96)), [128, 256]);
+  });
+});
 
 describe('ORT and tfjs logits agree within 1e-4', () => {
   for (const [i, config] of RANDOM_CONFIGS.entries()) {

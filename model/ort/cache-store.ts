@@ -13,11 +13,15 @@ export interface LayerBuffers {
   v: Float32Array; // (rowCap, H, colCap, hs)
 }
 
-/** Column capacity for `need` columns: the next power of two (at least 16), not past the window unless `need` is. */
+/**
+ * Column capacity for `need` columns: the next power of two (at least 16), capped at the window while
+ * `need` fits in it. (Columns pass the window only when rows were dropped without trimming their
+ * padding; growth stays geometric there too.)
+ */
 export function columnsFor(need: number, context: number): number {
   let cap = 16;
   while (cap < need) cap *= 2;
-  return Math.max(need, Math.min(cap, context));
+  return need <= context ? Math.min(cap, context) : cap;
 }
 
 /** Below this many floats a plain loop beats `set`, which allocates a subarray view per call. */

@@ -3,23 +3,17 @@
 // (finishMessages); on PGlite and (with DATABASE_URL) PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { conversationThread, createConversation, createSession, findThread, finishMessages, getConversation, getMessage, insertModelVersion, insertTurn, listConversationMessages, migrateToLatest, openMemoryDatabase, RepoError, type DatabaseHandle } from '../db/index.ts';
-import { openScratchDatabase } from './helpers/scratch-database.ts';
+import { conversationThread, createConversation, findThread, finishMessages, getConversation, getMessage, insertModelVersion, insertTurn, listConversationMessages, RepoError, type DatabaseHandle } from '../db/index.ts';
+import { databaseTargets, openWithSession } from './helpers/scratch-database.ts';
 
-const targets: { name: string; open(): Promise<DatabaseHandle> }[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
-if (process.env.DATABASE_URL) {
-  const url = process.env.DATABASE_URL;
-  targets.push({ name: 'PostgreSQL (scratch database)', open: () => openScratchDatabase(url, 'test_turns') });
-}
+const targets = databaseTargets('test_turns');
 
 for (const target of targets) {
   describe(`insertTurn on ${target.name}`, () => {
     let handle: DatabaseHandle;
     let sessionId: number;
     before(async () => {
-      handle = await target.open();
-      await migrateToLatest(handle.db);
-      sessionId = (await createSession(handle.db)).session.id;
+      ({ handle, sessionId } = await openWithSession(target));
     });
     after(() => handle?.close());
 

@@ -44,7 +44,6 @@ import {
   migrateToLatest,
   migrationStatus,
   openDatabase,
-  openMemoryDatabase,
   recordComparison,
   recordRating,
   rejectModelVersion,
@@ -57,20 +56,11 @@ import {
   type Db,
   type Message,
 } from '../db/index.ts';
-import { openScratchDatabase } from './helpers/scratch-database.ts';
+import { databaseTargets } from './helpers/scratch-database.ts';
 
 const SHA = 'ab'.repeat(32);
 
-interface Target {
-  name: string;
-  open(): Promise<DatabaseHandle>;
-}
-
-const targets: Target[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
-if (process.env.DATABASE_URL) {
-  const serverUrl = process.env.DATABASE_URL;
-  targets.push({ name: 'PostgreSQL (scratch database)', open: () => openScratchDatabase(serverUrl) });
-}
+const targets = databaseTargets();
 
 
 /** Asserts that `promise` fails with the given SQLSTATE (and constraint name, when given). */

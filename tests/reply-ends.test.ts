@@ -3,24 +3,18 @@
 // time so that a bad row fails alone. On PGlite and (with DATABASE_URL) PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createSession, getMessage, insertTurn, migrateToLatest, openMemoryDatabase, type DatabaseHandle, type FinishReason } from '../db/index.ts';
+import { getMessage, insertTurn, type DatabaseHandle, type FinishReason } from '../db/index.ts';
 import { finishReply } from '../server/chat/store.ts';
-import { openScratchDatabase } from './helpers/scratch-database.ts';
+import { databaseTargets, openWithSession } from './helpers/scratch-database.ts';
 
-const targets: { name: string; open(): Promise<DatabaseHandle> }[] = [{ name: 'PGlite (in memory)', open: openMemoryDatabase }];
-if (process.env.DATABASE_URL) {
-  const url = process.env.DATABASE_URL;
-  targets.push({ name: 'PostgreSQL (scratch database)', open: () => openScratchDatabase(url, 'test_reply_ends') });
-}
+const targets = databaseTargets('test_reply_ends');
 
 for (const target of targets) {
   describe(`reply ends on ${target.name}`, () => {
     let handle: DatabaseHandle;
     let sessionId: number;
     before(async () => {
-      handle = await target.open();
-      await migrateToLatest(handle.db);
-      sessionId = (await createSession(handle.db)).session.id;
+      ({ handle, sessionId } = await openWithSession(target));
     });
     after(() => handle?.close());
 

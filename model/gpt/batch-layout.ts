@@ -5,7 +5,8 @@
  */
 import type { GPTConfig } from './config.ts';
 
-const NEG = -1e9;
+/** The additive bias that closes a key to a query (exp of it is 0 in float32). */
+export const MASKED = -1e9;
 
 interface PromptLayout {
   batch: number;
@@ -79,7 +80,7 @@ export function chunkMask(
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < tn; i++) {
       const row = (b * tn + i) * total;
-      for (let j = 0; j < total; j++) bias[row + j] = keyValid[b * total + j] && j <= tc + i ? 0 : NEG;
+      for (let j = 0; j < total; j++) bias[row + j] = keyValid[b * total + j] && j <= tc + i ? 0 : MASKED;
     }
   }
   return { keyValid, bias };

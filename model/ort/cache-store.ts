@@ -4,7 +4,8 @@
  * column and the graph reads the first `batch` rows in place (a contiguous prefix of each buffer).
  *
  * A cache's real columns are 0 .. length-1 of each row; the rest of the capacity is masked by the
- * step's bias. Row edits copy only those real columns. A store is handed from cache to cache as edits
+ * step's bias. Moving rows (dropping, reordering, repeating) copies whole rows, one contiguous run per
+ * buffer; edits that move columns (joins, trims, growth) copy only the real ones. A store is handed from cache to cache as edits
  * consume them (ort-kv-cache.ts), so exactly one live cache owns it at a time.
  */
 
@@ -81,6 +82,27 @@ export class CacheStore {
   }
 
   /**
+   * Row `src` of `from` (a store of the same capacity) becomes row `dst`, all of it: one contiguous
+   * copy per buffer instead of H x hs runs of the real columns. Copying the unused capacity too is
+   * cheaper than 128 short copies; under the load test row moves were the engine thread's largest
+   * cost after the forward itself (beam search reorders its rows every step).
+   */
+  private copyWholeRow(from: CacheStore, src: number, dst: number): void {
+    const block = this.nHeads * this.headSize * this.colCap;
+    for (let l = 0; l < this.layers.length; l++) {
+      const a = from.layers[l];
+      const b = this.layers[l];
+      if (a === b) {
+        b.kt.copyWithin(dst * block, src * block, (src + 1) * block);
+        b.v.copyWithin(dst * block, src * block, (src + 1) * block);
+      } else {
+        b.kt.set(a.kt.subarray(src * block, (src + 1) * block), dst * block);
+        b.v.set(a.v.subarray(src * block, (src + 1) * block), dst * block);
+      }
+    }
+  }
+
+  /**
    * Writes a forward's new columns (layer l's kt (B, H, hs, Tn) and v (B, H, Tn, hs), as the graph
    * outputs them) into rows 0..B-1 at column `col`.
    */
@@ -108,29 +130,29 @@ export class CacheStore {
   }
 
   /**
-   * Row i becomes old row rows[i] (rows may repeat or reorder), `length` columns each. In place:
-   * a drop of rows (increasing sources) copies forward; any other order parks the moved rows first.
+   * Row i becomes old row rows[i] (rows may repeat or reorder). In place: a drop of rows (increasing
+   * sources) copies forward; any other order parks the moved rows first.
    */
-  selectRows(rows: number[], length: number, context: number): CacheStore {
+  selectRows(rows: number[]): CacheStore {
     if (rows.length > this.rowCap) {
       const out = this.sized(rows.length, this.colCap);
-      rows.forEach((r, i) => out.copyRow(this, r, 0, i, 0, length));
+      rows.forEach((r, i) => out.copyWholeRow(this, r, i));
       return out;
     }
     const increasing = rows.every((r, i) => i === 0 || r > rows[i - 1]);
     if (increasing) {
       // rows[i] >= i, so a source is read before any later destination can overwrite it.
-      rows.forEach((r, i) => r !== i && this.copyRow(this, r, 0, i, 0, length));
+      rows.forEach((r, i) => r !== i && this.copyWholeRow(this, r, i));
       return this;
     }
     const moved = rows.map((r, i) => ({ r, i })).filter(({ r, i }) => r !== i);
     const sources = [...new Set(moved.map((m) => m.r))];
-    if (!this.scratch || this.scratch.rowCap < sources.length || this.scratch.colCap < length) {
-      this.scratch = this.sized(Math.max(sources.length, this.scratch?.rowCap ?? 0), columnsFor(length, context));
+    if (!this.scratch || this.scratch.rowCap < sources.length || this.scratch.colCap !== this.colCap) {
+      this.scratch = this.sized(Math.max(sources.length, this.scratch?.rowCap ?? 0), this.colCap);
     }
     const park = this.scratch;
-    sources.forEach((r, k) => park.copyRow(this, r, 0, k, 0, length));
-    for (const { r, i } of moved) this.copyRow(park, sources.indexOf(r), 0, i, 0, length);
+    sources.forEach((r, k) => park.copyWholeRow(this, r, k));
+    for (const { r, i } of moved) this.copyWholeRow(park, sources.indexOf(r), i);
     return this;
   }
 

@@ -77,7 +77,7 @@ export class OrtKVCache implements DecodeCache {
 
   selectRows(rows: number[]): OrtKVCache {
     const meta = selectCacheRows(this, rows);
-    const store = this.store.selectRows(rows, this.length, this.context);
+    const store = this.store.selectRows(rows);
     this.dispose();
     return OrtKVCache.from(store, meta, this.context);
   }

@@ -6,7 +6,7 @@ import type { GenerationEvent } from '../model/decode/decoder.ts';
 import { generate, generateToEnd } from '../model/decode/generate.ts';
 import { DecodeOptionsError, MAX_BEAM_WIDTH, MAX_NEW_TOKENS, parseDecodeOptions } from '../model/decode/options.ts';
 import { StopStringFilter } from '../model/decode/stop-strings.ts';
-import { applyRepetitionPenalty, indicesByValue, sampleToken, topKIndices } from '../model/decode/logits.ts';
+import { applyRepetitionPenalty, indicesByValue, nucleus, sampleToken, topKIndices } from '../model/decode/logits.ts';
 import { seededRng } from '../model/decode/rng.ts';
 import type { GPT } from '../model/gpt/gpt.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
@@ -118,6 +118,36 @@ describe('logit processing', () => {
       assert.deepEqual(topKIndices(r, k), definition(r).slice(0, k), `top ${k} of row ${t}`);
     }
     assert.deepEqual(indicesByValue(Float32Array.from([NaN, 1, NaN, -Infinity, 2])), [4, 1, 3, 0, 2]);
+  });
+
+  test('nucleus: the smallest most-likely prefix holding the weight asked for, ties by lower index, zeros never', () => {
+    const draw = seededRng(23);
+    for (let t = 0; t < 3000; t++) {
+      // Small integer weights: every sum is exact, so the boundary is the definition's exactly.
+      const n = 1 + Math.floor(draw() * (t < 2900 ? 50 : 5000));
+      const weights = Float64Array.from({ length: n }, () => Math.floor(draw() * 6));
+      const total = weights.reduce((a, b) => a + b, 0);
+      if (total === 0) continue;
+      const need = Math.max(0.5, Math.floor(draw() * total * 2) / 2);
+      const sorted = Array.from({ length: n }, (_, i) => i).filter((i) => weights[i] > 0).sort((a, b) => weights[b] - weights[a] || a - b);
+      let cum = 0;
+      const expected = sorted.filter((i) => (cum < need ? ((cum += weights[i]), true) : false));
+      assert.deepEqual([...nucleus(weights, need)].sort((a, b) => a - b), expected.sort((a, b) => a - b), `row ${t}: [${Array.from(weights)}], need ${need}`);
+    }
+  });
+
+  test('top-p over the whole row draws only from the nucleus, each token at its share of it', () => {
+    const logits = Float32Array.from([Math.log(4), Math.log(1), Math.log(3), -Infinity, Math.log(2), Math.log(1)]);
+    // Shares 4, 3, 2 of 11 reach 0.8 at the third: the nucleus is tokens 0, 2 and 4.
+    const counts = new Map<number, number>();
+    const rng = seededRng(29);
+    const n = 30_000;
+    for (let i = 0; i < n; i++) {
+      const token = sampleToken(logits, { temperature: 1, top_k: 0, top_p: 0.8 }, rng);
+      counts.set(token, (counts.get(token) ?? 0) + 1);
+    }
+    assert.deepEqual([...counts.keys()].sort(), [0, 2, 4]);
+    for (const [token, weight] of [[0, 4], [2, 3], [4, 2]]) assert.ok(Math.abs(counts.get(token)! / n - weight / 9) < 0.012, `token ${token}: ${counts.get(token)! / n}`);
   });
 
   test('sampling the whole row (no top-k, no top-p) draws each token at its softmax probability', () => {

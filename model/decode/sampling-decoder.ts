@@ -5,7 +5,8 @@
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
 import type { FinishReason, GenerationControl } from './decoder.ts';
 import { processLogits } from './process-logits.ts';
-import { argmax, logSumExp, sampleToken } from './logits.ts';
+import { argmax, logSumExp } from './logits.ts';
+import { sampleToken } from './sample-token.ts';
 import type { DecodeOptions } from './options.ts';
 import { seededRng, type Rng } from './rng.ts';
 

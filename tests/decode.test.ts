@@ -166,6 +166,27 @@ describe('logit processing', () => {
     }
     assert.equal(sampleToken(Float32Array.from([-Infinity, -Infinity]), { temperature: 1, top_k: 0, top_p: 1 }, seededRng(1)), 0);
   });
+
+  test('any valid options on any row draw a token of the row with a finite logit; a vanishing top-p keeps the best token', () => {
+    const draw = seededRng(31);
+    const pick = <T,>(xs: T[]) => xs[Math.floor(draw() * xs.length)];
+    for (let t = 0; t < 3000; t++) {
+      const n = 1 + Math.floor(draw() * 300);
+      // +Infinity too: a repetition penalty near 0 divides a positive logit into it.
+      const row = Float32Array.from({ length: n }, () => (draw() < 0.3 ? -Infinity : pick([0, 1, -1, 1e-30, 80, -80, Infinity, (draw() - 0.5) * 20])));
+      if (row.every((l) => l === -Infinity)) row[Math.floor(draw() * n)] = 0;
+      const opts = {
+        temperature: pick([5, 1, 0.5, 1e-3, 1e-30, Number.MIN_VALUE]),
+        top_k: pick([0, 0, 1, 2, 40, 65, 1000, 65536]),
+        top_p: pick([1, 1, 0.95, 0.5, 1e-10, 1e-320, Number.MIN_VALUE]),
+      };
+      const token = sampleToken(row, opts, draw);
+      assert.ok(Number.isInteger(token) && token >= 0 && token < n && row[token] > -Infinity, `row ${t}: token ${token}, options ${JSON.stringify(opts)}`);
+    }
+    const row = Float32Array.from([0, 3, 3, 1, 5, -Infinity]);
+    for (const top_p of [1e-10, 1e-320, Number.MIN_VALUE]) assert.equal(sampleToken(row, { temperature: 1, top_k: 0, top_p }, seededRng(2)), 4);
+    assert.deepEqual([...nucleus(Float64Array.from([0.5, 2, 0, 2]), 0)], [1]);
+  });
 });
 
 describe('generation', () => {

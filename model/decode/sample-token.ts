@@ -11,13 +11,15 @@ import type { Rng } from './rng.ts';
  * temperature 0 is argmax, so greedy is the same sampler at temperature 0.
  */
 export function sampleToken(logits: Float32Array, opts: { temperature: number; top_k: number; top_p: number }, rng: Rng): number {
-  if (opts.temperature === 0) return argmax(logits);
+  const best = argmax(logits);
+  // Temperature 0; or no finite maximum: every token banned (-Infinity), or one infinitely likely (a
+  // repetition penalty near 0 divides a positive logit into +Infinity), which would make weights NaN.
+  if (opts.temperature === 0 || !Number.isFinite(logits[best])) return best;
   const k = opts.top_k > 0 ? Math.min(opts.top_k, logits.length) : logits.length;
   // Without a top-k cut the whole row needs no sort: sorting 4,096 logits cost ~1.5 ms per row per step.
   if (k === logits.length) return opts.top_p >= 1 ? sampleWhole(logits, opts.temperature, rng) : sampleNucleus(logits, opts.temperature, opts.top_p, rng);
   const candidates = topKIndices(logits, k); // most likely first
   const max = logits[candidates[0]];
-  if (max === -Infinity) return candidates[0];
   const weights = candidates.map((i) => Math.exp((logits[i] - max) / opts.temperature));
   let total = weights.reduce((a, b) => a + b, 0);
   let keep = weights.length;
@@ -43,7 +45,6 @@ export function sampleToken(logits: Float32Array, opts: { temperature: number; t
 /** A draw from softmax(logits / temperature) over the whole row, walking it in index order. */
 function sampleWhole(logits: Float32Array, temperature: number, rng: Rng): number {
   const max = logits[argmax(logits)];
-  if (max === -Infinity) return 0;
   const weights = new Float64Array(logits.length);
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i] - max) / temperature);
@@ -65,6 +66,8 @@ function sampleWhole(logits: Float32Array, temperature: number, rng: Rng): numbe
  * the row is never sorted (expected linear time: ~0.05 ms for 4,096 weights against ~0.5 ms sorted).
  */
 export function nucleus(weights: Float64Array, need: number): Int32Array {
+  // The most likely token at least: a need of 0 or less asks for it alone.
+  if (!(need > 0)) need = Number.MIN_VALUE;
   const order = new Int32Array(weights.length);
   let n = 0;
   for (let i = 0; i < weights.length; i++) if (weights[i] > 0) order[n++] = i;
@@ -111,11 +114,10 @@ export function nucleus(weights: Float64Array, need: number): Int32Array {
 /** Top-p over the whole row: a draw within its nucleus, walked in the nucleus' (arbitrary, fixed) order. */
 function sampleNucleus(logits: Float32Array, temperature: number, topP: number, rng: Rng): number {
   const max = logits[argmax(logits)];
-  if (max === -Infinity) return 0;
   const weights = new Float64Array(logits.length);
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i] - max) / temperature);
-  const kept = nucleus(weights, topP * total);
+  const kept = nucleus(weights, topP * total); // not empty: the maximum's weight is 1
   let mass = 0;
   for (const i of kept) mass += weights[i];
   let r = rng() * mass;

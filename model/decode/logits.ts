@@ -75,7 +75,8 @@ const u32 = new Uint32Array(f32.buffer);
  */
 export function indicesByValue(row: ArrayLike<number>): number[] {
   const n = row.length;
-  if (n > PACKED_INDEX) return Array.from({ length: n }, (_, i) => i).sort((a, b) => byValue(row[a], row[b]) || a - b);
+  // Vocabularies stop at 65,536 (model/gpt/config.ts).
+  if (n > PACKED_INDEX) throw new RangeError(`cannot rank a row of ${n} values (at most ${PACKED_INDEX})`);
   const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const v = row[i];
@@ -92,12 +93,6 @@ export function indicesByValue(row: ArrayLike<number>): number[] {
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) out[i] = keys[i] % PACKED_INDEX;
   return out;
-}
-
-/** Larger first, NaN last (as indicesByValue orders them). */
-function byValue(a: number, b: number): number {
-  if (a !== a || b !== b) return (a !== a ? 1 : 0) - (b !== b ? 1 : 0);
-  return b - a;
 }
 
 /** Beyond this many, the top k come from one sort of the whole row rather than the insertion pass. */

@@ -41,6 +41,8 @@ export async function storeTurn(
 /** Turns written by one statement at most. */
 const MAX_TURN_GROUP = 32;
 
+// A lone turn keeps insertTurn's chained statement: on in-memory PGlite 1.0-1.2 ms median against
+// 1.6-1.8 ms for insertTurns with one turn, and the lone turn is the idle reply's first-token wait.
 const turnWriter = perDatabase(
   (db: Db) =>
     new GroupCommit<NewTurn, StoredTurn>({

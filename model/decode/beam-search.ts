@@ -11,7 +11,7 @@
  */
 import type { DecoderStep, GenerationEvent, StepDecoder } from './decoder.ts';
 import type { FinishReason, GenerationControl } from './decoder.ts';
-import { logSumExp, topKIndices } from './logits.ts';
+import { copyInto, logSumExp, topKIndices } from './logits.ts';
 import type { DecodeOptions } from './options.ts';
 import { processLogits } from './process-logits.ts';
 
@@ -59,6 +59,8 @@ export class BeamDecoder implements StepDecoder {
   private readonly exempt: ReadonlySet<number>;
   private readonly banned: number[];
   private readonly withLogprob: boolean;
+  /** The beam row being processed, reused across beams and steps. */
+  private work: Float32Array | null = null;
 
   constructor(
     private readonly prompt: readonly number[],
@@ -83,7 +85,9 @@ export class BeamDecoder implements StepDecoder {
     const candidates: { beam: number; token: number; score: number; logprob: number }[] = [];
     this.beams.forEach((beam, b) => {
       const raw = logits[b];
-      const processed = processLogits(Float32Array.from(raw), [...this.prompt, ...beam.tokens], opts, this.exempt, this.banned);
+      // One work buffer serves every beam: a row's processed logits are used up before the next beam's.
+      this.work = copyInto(this.work, raw);
+      const processed = processLogits(this.work, [...this.prompt, ...beam.tokens], opts, this.exempt, this.banned);
       // Log-probabilities of the few candidates only: the log-softmax keeps the logits' order.
       const processedLse = logSumExp(processed);
       // The model's own log-probability (no penalties) is only reported, never ranked on.

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Dialog, type Locator, type Page } from 'playwright-core';
 import { loadConfig } from '../server/config.ts';
@@ -15,6 +15,7 @@ import { readCheckpointIdentity } from '../server/initial-policy.ts';
 import type { ConversationDetail } from '../server/protocol.ts';
 import { createServer, type RunningServer } from '../server/server.ts';
 import { buildWeb } from '../web/build.ts';
+import { SocketRelay } from './helpers/socket-relay.ts';
 import { ADMIN_TOKEN, databaseTargets, startTestServer, tinyCheckpoint, type TestServer } from './helpers/server-harness.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -53,6 +54,7 @@ describe('web pages in Chromium', { skip }, () => {
   let context: BrowserContext;
   let profile: string;
   let page: Page;
+  let relay: SocketRelay;
   let dash: Page;
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
@@ -107,8 +109,15 @@ describe('web pages in Chromium', { skip }, () => {
       viewport: { width: 1280, height: 800 },
     });
     page = track(context.pages()[0] ?? (await context.newPage()));
+    relay = await SocketRelay.attach(page, /\/ws\?/);
     await page.goto(t.url);
     await page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+  });
+
+  // A test that fails while frames are held must not leave the next one waiting on them.
+  afterEach(() => {
+    relay?.release('to_server');
+    relay?.release('to_page');
   });
 
   after(async () => {
@@ -126,25 +135,21 @@ describe('web pages in Chromium', { skip }, () => {
     assert.equal(await box.inputValue(), 'first line\nsecond line');
     assert.equal(await replies().count(), 0);
 
-    // Record the reply's length at every DOM change, and whether Stop was ever on screen.
-    await page.evaluate(() => {
-      const w = window as unknown as { lengths: number[]; stopSeen: boolean };
-      w.lengths = [];
-      w.stopSeen = false;
-      new MutationObserver(() => {
-        const bodies = document.querySelectorAll('#thread article .body');
-        w.lengths.push(bodies[bodies.length - 1]?.textContent?.length ?? 0);
-        w.stopSeen ||= !(document.getElementById('stop') as HTMLButtonElement).hidden;
-      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
-    });
+    // The reply's frames after its first piece of text wait in the relay, so the page is seen with
+    // the reply half-written, whatever the machine's load; then they go on to the page.
+    let deltas = 0;
+    relay.hold('to_page', (f) => f.type === 'delta' && ++deltas > 1);
     await send('The game was');
+    await until(async () => (await replies().count()) === 1, 'the reply on the page');
+    const body = replies().last().locator('.body');
+    const partial = await until(async () => (await body.textContent()) || false, 'the first words of the reply');
+    assert.equal(await replies().last().getAttribute('aria-busy'), 'true');
+    assert.ok(await button('Stop').isVisible(), 'Stop is shown while the reply is written');
+    assert.equal(await button('Send').isVisible(), false);
+    relay.release('to_page');
     await idle();
-    const { lengths, stopSeen } = await page.evaluate(() => {
-      const w = window as unknown as { lengths: number[]; stopSeen: boolean };
-      return { lengths: w.lengths, stopSeen: w.stopSeen };
-    });
-    assert.ok(stopSeen, 'Stop was shown while generating');
-    assert.ok(new Set(lengths.filter((n) => n > 0)).size >= 2, `the reply grew in steps: ${lengths.join(',')}`);
+    const whole = (await body.textContent())!;
+    assert.ok(whole.length > partial.length && whole.startsWith(partial), `the reply grew from ${JSON.stringify(partial)} to ${JSON.stringify(whole)}`);
 
     await thread().getByText('The game was', { exact: true }).waitFor();
     const stored = await conversation();
@@ -165,30 +170,26 @@ describe('web pages in Chromium', { skip }, () => {
     await page.getByLabel('Repetition penalty').fill('1.2');
     await button('Settings').click();
 
-    // The tiny model writes all 1024 tokens in about a quarter of a second on ONNX Runtime, less than a
-    // polling round trip through playwright takes on a loaded machine. So the page itself presses Stop
-    // as soon as the new reply's first text is on screen.
-    const stopOnFirstText = page.evaluate((count) => new Promise<void>((resolve) => {
-      // No named function in here: tsx would wrap it in a helper (__name) that the page does not have.
-      const thread = document.getElementById('thread')!;
-      new MutationObserver((_, observer) => {
-        const articles = thread.querySelectorAll('article');
-        const body = articles.length > count ? articles[articles.length - 1]!.querySelector('.body') : null;
-        if (!body?.textContent) return;
-        observer.disconnect();
-        document.getElementById('stop')!.click();
-        resolve();
-      }).observe(thread, { childList: true, subtree: true, characterData: true });
-    }), await replies().count());
+    // The tiny model writes all 1024 tokens in a few hundred milliseconds, less than a busy machine
+    // may leave the browser waiting. So the relay keeps the chat frame until Stop's cancel frame is
+    // behind it, sends the chat, and sends the cancel once the server has streamed the reply's first
+    // text: Stop lands while the reply is being written, as when a user presses it mid-reply.
+    relay.hold('to_server', (f) => f.type === 'chat');
     await send('The history of');
-    await stopOnFirstText;
+    await button('Stop').click();
+    await until(() => relay.heldCount('to_server') === 2, 'the chat and cancel frames to reach the relay', 10_000);
+    const firstText = relay.next('to_page', (f) => f.type === 'delta');
+    relay.release('to_server', 1);
+    await firstText;
+    relay.release('to_server');
     const last = replies().last();
     await idle();
     await last.getByText('Stopped').waitFor();
     const stored = await conversation();
     const reply = stored.messages.filter((m) => m.role === 'assistant').at(-1)!;
     assert.equal(reply.finish_reason, 'cancelled');
-    assert.ok(reply.usage!.completion_tokens < 1024);
+    assert.ok(reply.usage!.completion_tokens > 0 && reply.usage!.completion_tokens < 1024, `${reply.usage!.completion_tokens} tokens written`);
+    assert.ok(reply.content.length > 0);
     assert.equal(await last.locator('.body').textContent(), reply.content);
 
     await page.reload();

@@ -134,6 +134,7 @@ export class SocketRelay {
 
   private deliver(direction: Direction, link: Link, text: string): void {
     link[direction](text);
+    if (this.watches.length === 0) return;
     const frame = parse(text);
     const hits = this.watches.filter((w) => w.direction === direction && w.match(frame));
     this.watches = this.watches.filter((w) => !hits.includes(w));
